@@ -1,0 +1,651 @@
+"""The SimPy model: arrivals, the gateway queue, the worker pool and the control loop.
+
+SimPy schedules every event; the hot path uses callbacks on timeouts rather than a process
+per request, request state lives in per-column lists indexed by request id, and services skip
+from event to event (DESIGN §7). The engine does no IO: it returns a :class:`RunRecord`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import simpy
+from simpy.events import Timeout
+
+from sim.engine.record import (
+    COMPLETED,
+    FAIL_PREEMPTED,
+    FAIL_TIMEOUT,
+    FAIL_TOO_LARGE,
+    FAILED,
+    DecisionRecord,
+    QueueSamples,
+    RequestColumns,
+    RunRecord,
+    Timeline,
+    WorkerRecord,
+)
+from sim.engine.service import SERVICES, EmbeddingService, LlmService, QueueingService
+from sim.fleet.model import FleetModel, WorkerShape, resolved_service_kind
+from sim.policies.base import Decision, Observation
+from sim.rng import Streams
+
+# Worker states.
+STARTING, READY, DRAINING, TERMINATED = 0, 1, 2, 3
+
+
+class Worker:
+    """One worker: lifecycle state, its service model and its record."""
+
+    __slots__ = ("wid", "shape", "service", "state", "record", "version")
+
+    def __init__(self, wid: int, shape: WorkerShape, record: WorkerRecord) -> None:
+        self.wid = wid
+        self.shape = shape
+        self.service: Any = None
+        self.state = STARTING
+        self.record = record
+        self.version = 0  # invalidates lifecycle events of a worker that was cancelled
+
+
+class Engine:
+    """One simulation run of a scenario's workload under a policy."""
+
+    def __init__(
+        self,
+        scenario: Any,
+        workload: Any,
+        policy: Any,
+        *,
+        seed: int,
+        fleet: FleetModel | None = None,
+        progress: Callable[[float], None] | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.deployment = scenario.deployment
+        self.policy = policy
+        self.seed = seed
+        streams = Streams(seed)
+        self.fleet = fleet if fleet is not None else FleetModel(scenario, streams)
+        self.progress = progress
+        self.env = simpy.Environment()
+        self.events = 0
+
+        n = len(workload.arrival_s)
+        self.n = n
+        self.arrival: list[float] = workload.arrival_s.tolist()
+        self.prompt: list[int] = workload.prompt_tokens.tolist()
+        self.service_kind = resolved_service_kind(scenario)
+        out = workload.output_tokens
+        if self.service_kind == "llm":
+            # A generation yields at least its first token (the prefill's output).
+            out = np.maximum(out, 1)
+        self.output: list[int] = out.tolist()
+        self.service_time: list[float] = self._draw_service_times(streams.get("service"), n)
+        self.cols = RequestColumns.empty(workload.arrival_s, workload.prompt_tokens, out)
+        self.dispatch_t: list[float] = [math.nan] * n
+        self.first_t: list[float] = [math.nan] * n
+        self.done_t: list[float] = [math.nan] * n
+        self.worker_of: list[int] = [-1] * n
+        self.status = bytearray(n)
+        self.fail_reason = bytearray(n)
+        self.retries: list[int] = [0] * n
+
+        sv = scenario.serving
+        self.max_batch = int(sv.max_batch)
+        self.exact = sv.mode == "exact"
+        self.timeout_s = float(scenario.gateway.request_timeout_s)
+        self.rtt_s = float(scenario.gateway.network_rtt_s)
+        asc = scenario.autoscaler
+        self.tick_s = float(asc.decision_interval_s)
+        self.metric = self._resolve_metric()
+        self.statistic_name = asc.statistic
+        self.count_waiting = bool(asc.count_waiting)
+        self.max_workers = int(asc.max_workers)
+
+        self.queue: deque[int] = deque()
+        self.queue_area = 0.0
+        self._q_last_t = 0.0
+        self.next_arrival = 0
+        self.last_arrival_t = -math.inf
+        self.resolved = 0
+        self.running = 0
+        self.workers: list[Worker] = []
+        self.ready: list[Worker] = []
+        self.n_active = 0  # N: starting or ready
+        self.n_starting = 0
+        self.win_t: deque[float] = deque()
+        self.win_v: deque[float] = deque()
+        self.win_sum = 0.0
+        self.arr_win: deque[float] = deque()
+        self.decisions: list[DecisionRecord] = []
+        self.timeline = Timeline()
+        self.qsamples = QueueSamples()
+        self._arrivals_since_sample = 0
+        self.warnings: list[str] = list(getattr(workload, "warnings", ()))
+        self._stop = self.env.event()
+        self._updates = list(scenario.updates)
+
+    # -- setup helpers -------------------------------------------------------------------------
+    def _draw_service_times(self, rng: np.random.Generator, n: int) -> list[float]:
+        sv = self.scenario.serving
+        kind = self.service_kind
+        if kind == "fixed":
+            return [float(sv.mean_s)] * n
+        if kind == "exponential":
+            return rng.exponential(sv.mean_s, n).tolist()  # type: ignore[no-any-return]
+        if kind == "lognormal":
+            sigma2 = math.log1p(sv.cv**2)
+            mu = math.log(sv.mean_s) - sigma2 / 2
+            return rng.lognormal(mu, math.sqrt(sigma2), n).tolist()  # type: ignore[no-any-return]
+        return []
+
+    def _resolve_metric(self) -> str:
+        m: str = self.scenario.autoscaler.metric
+        if m == "auto":
+            return "e2e" if self.deployment.inf_type == "embedding" else "ttft"
+        return m
+
+    # -- scheduling ----------------------------------------------------------------------------
+    @property
+    def now(self) -> float:
+        """Current simulated time."""
+        return self.env._now
+
+    def schedule(self, delay: float, callback: Any) -> None:
+        """Call ``callback(event)`` after ``delay`` seconds (one SimPy timeout)."""
+        ev = Timeout(self.env, delay)
+        ev.callbacks.append(callback)  # type: ignore[union-attr]
+        self.events += 1
+
+    # -- run -------------------------------------------------------------------------------------
+    def run(self) -> RunRecord:
+        """Simulate until the horizon and return what was measured."""
+        wall0 = time.perf_counter()
+        sc = self.scenario
+        start_cold = sc.sim.start == "cold"
+        shape = self.fleet.shape_for(self.deployment)
+        for _ in range(int(self.deployment.initial_worker_config.min_workers)):
+            self._add_worker(shape, initial=True, cold=start_cold)
+        self._record_timeline()
+        if self.n:
+            self.schedule(self.arrival[0], self._on_arrival)
+        self.schedule(0.0, self._on_tick)
+        for upd in self._updates:
+            self.schedule(float(upd.at_s), lambda _e, u=upd: self._apply_update(u))
+        horizon = sc.sim.horizon_s
+        if horizon is None:
+            last = self.arrival[-1] if self.n else 0.0
+            horizon = last + float(sc.sim.max_drain_s)
+            self._drain_stop = True
+            if not self.n:
+                horizon = 0.0
+        else:
+            self._drain_stop = False
+        self.schedule(float(horizon), lambda _e: self._finish())
+        if self.n == 0 or horizon == 0:
+            self._finish()
+        self.env.run(until=self._stop)
+        return self._record(time.perf_counter() - wall0)
+
+    def _finish(self) -> None:
+        if not self._stop.triggered:
+            self._stop.succeed()
+
+    # -- arrivals and the gateway -------------------------------------------------------------
+    def _on_arrival(self, _e: Any) -> None:
+        rid = self.next_arrival
+        self.next_arrival = rid + 1
+        t = self.env._now
+        self.last_arrival_t = t
+        self.arr_win.append(t)
+        self._arrivals_since_sample += 1
+        if rid + 1 < self.n:
+            self.schedule(self.arrival[rid + 1] - t, self._on_arrival)
+        q = self.queue
+        self.queue_area += len(q) * (t - self._q_last_t)
+        self._q_last_t = t
+        q.append(rid)
+        if len(q) == 1:  # otherwise the head is blocked and nothing has freed up
+            self._dispatch()
+        if self.progress is not None and not rid % 4096:
+            self.progress(t)
+
+    def _dispatch(self) -> None:
+        q = self.queue
+        t = self.env._now
+        if q and t > self._q_last_t:
+            self.queue_area += len(q) * (t - self._q_last_t)
+            self._q_last_t = t
+        arrival = self.arrival
+        ready = self.ready
+        while q:
+            rid = q[0]
+            if t - arrival[rid] > self.timeout_s:
+                q.popleft()
+                self._expire(rid, t)
+                continue
+            best = None
+            best_load = 1 << 30
+            for w in ready:
+                svc = w.service
+                if svc.load < best_load and svc.can_accept(rid):
+                    best, best_load = w, svc.load
+                    if best_load == 0:
+                        break
+            if best is None:
+                if ready and not any(w.service.fits_ever(rid) for w in ready):
+                    q.popleft()
+                    self._fail(rid, t, FAIL_TOO_LARGE)
+                    continue
+                return
+            q.popleft()
+            self.dispatch_t[rid] = t
+            self.worker_of[rid] = best.wid
+            self.running += 1
+            best.service.accept(rid)
+
+    def _expire(self, rid: int, t: float) -> None:
+        """Request ``rid`` timed out in the queue; it failed when its wait hit the limit."""
+        fail_t = self.arrival[rid] + self.timeout_s
+        # The queue area counted it until now; it left at fail_t.
+        self.queue_area -= t - fail_t
+        self._fail(rid, fail_t, FAIL_TIMEOUT)
+
+    def _expire_queue(self, t: float) -> None:
+        q = self.queue
+        if q and t > self._q_last_t:
+            self.queue_area += len(q) * (t - self._q_last_t)
+            self._q_last_t = t
+        while q and t - self.arrival[q[0]] > self.timeout_s:
+            self._expire(q.popleft(), t)
+
+    def _fail(self, rid: int, t: float, reason: int) -> None:
+        self.status[rid] = FAILED
+        self.fail_reason[rid] = reason
+        self.done_t[rid] = t
+        self._window_add(t, t - self.arrival[rid])
+        self._resolve(1)
+
+    def _resolve(self, k: int) -> None:
+        self.resolved += k
+        if self._drain_stop and self.resolved >= self.n:
+            self._finish()
+
+    # -- service callbacks (Host protocol) -----------------------------------------------------
+    def first_token(self, rid: int, t: float) -> None:
+        """Record the first token of ``rid``."""
+        self.first_t[rid] = t + self.rtt_s
+
+    def completed(self, worker_id: int, rids: list[int], t: float) -> None:
+        """Requests finished on a worker: record them and refill the worker from the queue."""
+        rtt = self.rtt_s
+        done_t, status, arrival = self.done_t, self.status, self.arrival
+        metric = self.metric
+        tc = t + rtt
+        for rid in rids:
+            done_t[rid] = tc
+            status[rid] = COMPLETED
+            a = arrival[rid]
+            if metric == "ttft":
+                v = self.first_t[rid] - a
+            elif metric == "e2e":
+                v = tc - a
+            else:
+                v = self.dispatch_t[rid] - a
+            self._window_add(tc, v)
+        k = len(rids)
+        self.running -= k
+        w = self.workers[worker_id]
+        w.record.requests_served += k
+        if w.state == DRAINING and w.service.load == 0:
+            self._terminate(w, w.record.end_reason or "scale_down")
+        self._resolve(k)
+        if self.queue:
+            self._dispatch()
+
+    def _window_add(self, t: float, v: float) -> None:
+        self.win_t.append(t)
+        self.win_v.append(v)
+        self.win_sum += v
+
+    # -- workers ---------------------------------------------------------------------------------
+    def _add_worker(
+        self, shape: WorkerShape, *, initial: bool = False, cold: bool = True
+    ) -> Worker:
+        t = self.env._now
+        wid = len(self.workers)
+        rec = WorkerRecord(
+            worker_id=wid, gpu=shape.gpu, gpus=shape.gpus, cloud=shape.cloud,
+            region=shape.region, zone=shape.zone, spot=shape.spot, on_prem=shape.on_prem,
+            initial=initial, price_per_hour_usd=shape.price_per_hour_usd, requested_s=t,
+        )
+        w = Worker(wid, shape, rec)
+        w.service = self._make_service(w)
+        self.workers.append(w)
+        self.n_active += 1
+        if initial and not cold:
+            rec.provisioned_s = t
+            self._on_ready(w, w.version)
+            self._arm_preemption(w)
+        else:
+            self.n_starting += 1
+            warm = (
+                not initial and bool(self.deployment.autoscaling_config.enable_speedup_shared)
+            )
+            prov, load = self.fleet.cold_start(shape, warm)
+            v = w.version
+            self.schedule(prov, lambda _e: self._on_provisioned(w, v, load))
+        return w
+
+    def _make_service(self, w: Worker) -> Any:
+        kind = self.service_kind
+        cls = SERVICES.get(kind)
+        if cls is LlmService:
+            return LlmService(self, w.wid, w.shape.profile, self.max_batch, self.exact)  # type: ignore[arg-type]
+        if cls is EmbeddingService:
+            return EmbeddingService(
+                self, w.wid, w.shape.profile, self.max_batch,  # type: ignore[arg-type]
+                int(self.scenario.serving.embedding_batch_tokens),
+            )
+        if cls is QueueingService:
+            return QueueingService(self, w.wid, self.max_batch)
+        return cls(self, w.wid, w.shape, self.scenario.serving)  # a user-registered service
+
+    def _on_provisioned(self, w: Worker, version: int, load_s: float) -> None:
+        if version != w.version:
+            return
+        w.record.provisioned_s = self.env._now
+        self._record_timeline()
+        self._arm_preemption(w)
+        self.schedule(load_s, lambda _e: self._on_loaded(w, version))
+
+    def _on_loaded(self, w: Worker, version: int) -> None:
+        if version != w.version or w.state != STARTING:
+            return  # cancelled, or preempted while loading
+        self.n_starting -= 1
+        self._on_ready(w, version)
+
+    def _on_ready(self, w: Worker, version: int) -> None:
+        w.state = READY
+        w.record.ready_s = self.env._now
+        self.ready.append(w)
+        self._record_timeline()
+        if self.queue:
+            self._dispatch()
+
+    def _arm_preemption(self, w: Worker) -> None:
+        ttp = self.fleet.time_to_preemption(w.shape)
+        if math.isfinite(ttp):
+            v = w.version
+            self.schedule(ttp, lambda _e: self._on_preempt_notice(w, v))
+
+    def _on_preempt_notice(self, w: Worker, version: int) -> None:
+        if version != w.version or w.state == TERMINATED:
+            return
+        t = self.env._now
+        was_active = w.state in (STARTING, READY)
+        if w.state == STARTING:
+            self.n_starting -= 1
+        if w.state == READY:
+            self.ready.remove(w)
+        if was_active:
+            self.n_active -= 1
+        w.state = DRAINING
+        w.record.drain_s = t
+        w.record.end_reason = "preempted"
+        self._record_timeline()
+        if was_active:
+            # The replacement is requested at notice time, outside the cooldowns.
+            shape = self.fleet.shape_for(self.deployment)
+            self._add_worker(shape)
+            self._log(Decision("replace", 1, f"spot preemption notice for worker {w.wid}"))
+        self.schedule(self.fleet.notice_s(w.shape), lambda _e: self._on_preempted(w, version))
+
+    def _on_preempted(self, w: Worker, version: int) -> None:
+        if version != w.version or w.state == TERMINATED:
+            return
+        t = self.env._now
+        lost = w.service.abort() if w.service is not None else []
+        self.running -= len(lost)
+        on_fail = self.scenario.fleet.spot.on_preempt == "fail"
+        requeue = []
+        for rid in lost:
+            if on_fail:
+                self._fail(rid, t, FAIL_PREEMPTED)
+            else:
+                self.retries[rid] += 1
+                self.first_t[rid] = math.nan
+                self.dispatch_t[rid] = math.nan
+                requeue.append(rid)
+        if requeue:
+            self.queue_area += len(self.queue) * (t - self._q_last_t)
+            self._q_last_t = t
+            # Back to the head of the queue in their original arrival order.
+            self.queue.extendleft(sorted(requeue, reverse=True))
+        self._terminate(w, "preempted")
+        if self.queue:
+            self._dispatch()
+
+    def _drain(self, w: Worker, reason: str) -> None:
+        """Stop sending requests to ``w``; it terminates once its in-flight requests finish."""
+        t = self.env._now
+        if w.state == READY:
+            self.ready.remove(w)
+        elif w.state == STARTING:
+            self.n_starting -= 1
+        self.n_active -= 1
+        w.record.drain_s = t
+        w.record.end_reason = reason
+        if w.state == STARTING or w.service.load == 0:
+            w.version += 1  # cancels pending provisioning/loading/preemption events
+            self._terminate(w, reason)
+        else:
+            w.state = DRAINING
+            self._record_timeline()
+
+    def _terminate(self, w: Worker, reason: str) -> None:
+        w.state = TERMINATED
+        w.version += 1
+        w.record.terminated_s = self.env._now
+        w.record.end_reason = reason
+        self._record_timeline()
+
+    def _victims(self, k: int) -> list[Worker]:
+        """Which ``k`` workers to drain: cloud before on-prem, most expensive first, then fewest
+        requests in flight, then newest."""
+        active = [w for w in self.workers if w.state in (STARTING, READY)]
+        active.sort(
+            key=lambda w: (
+                w.shape.on_prem,
+                -w.shape.price_per_hour_usd,
+                w.service.load if w.state == READY else 0,
+                -w.wid,
+            )
+        )
+        return active[:k]
+
+    # -- monitors --------------------------------------------------------------------------------
+    def _record_timeline(self) -> None:
+        tl = self.timeline
+        t = self.env._now
+        billed = [
+            w for w in self.workers
+            if w.state != TERMINATED and not math.isnan(w.record.provisioned_s)
+        ]
+        point = (
+            self.n_active,
+            len(self.ready),
+            len(billed),
+            sum(w.shape.price_per_hour_usd for w in billed),
+        )
+        if tl.time_s and tl.time_s[-1] == t:
+            tl.workers_total[-1], tl.workers_ready[-1], tl.workers_billed[-1] = point[:3]
+            tl.cost_rate_usd_per_h[-1] = point[3]
+            return
+        tl.time_s.append(t)
+        tl.workers_total.append(point[0])
+        tl.workers_ready.append(point[1])
+        tl.workers_billed.append(point[2])
+        tl.cost_rate_usd_per_h.append(point[3])
+
+    # -- control loop ------------------------------------------------------------------------------
+    def _statistic(self, t: float) -> tuple[float, int, float]:
+        """(S, finished in window, window length) over (t - window, t]."""
+        window = float(self.deployment.autoscaling_config.time_window_sec)
+        wt, wv = self.win_t, self.win_v
+        cutoff = t - window
+        while wt and wt[0] <= cutoff:
+            wt.popleft()
+            self.win_sum -= wv.popleft()
+        if not wt:
+            self.win_sum = 0.0  # drop float residue once the window is empty
+        n = len(wt)
+        waiting: list[float] = []
+        if self.count_waiting and self.queue:
+            arrival = self.arrival
+            waiting = [t - arrival[rid] for rid in self.queue]
+        if n + len(waiting) == 0:
+            return math.nan, 0, window
+        if self.statistic_name == "mean":
+            return (self.win_sum + sum(waiting)) / (n + len(waiting)), n, window
+        q = {"p50": 50, "p90": 90, "p95": 95, "p99": 99}[self.statistic_name]
+        values = np.fromiter(wv, dtype=np.float64, count=n)
+        if waiting:
+            values = np.concatenate([values, np.asarray(waiting)])
+        return float(np.percentile(values, q)), n, window
+
+    def _addable(self, t: float) -> tuple[int, str]:
+        limits: list[tuple[int, str]] = [(self.max_workers - self.n_active, "max_workers")]
+        cap = float(self.deployment.max_price_per_hour or 0)
+        if cap > 0:
+            price = self.fleet.shape_for(self.deployment).price_per_hour_usd
+            current = sum(
+                w.shape.price_per_hour_usd for w in self.workers if w.state != TERMINATED
+            )
+            room = int(math.floor((cap - current) / price + 1e-9)) if price > 0 else 1 << 30
+            limits.append((room, "price cap"))
+        tcap = float(self.deployment.max_throughput_rate or 0)
+        if tcap > 0 and self.scenario.autoscaler.throughput_cap == "scale":
+            rated = sum(
+                w.service.rated_tokens_per_s()
+                for w in self.workers if w.state in (STARTING, READY)
+            )
+            limits.append((0 if rated > tcap else 1 << 30, "throughput cap"))
+        room, name = min(limits, key=lambda x: x[0])
+        return max(room, 0), name
+
+    def _on_tick(self, _e: Any) -> None:
+        t = self.env._now
+        self._expire_queue(t)
+        s, finished, window = self._statistic(t)
+        aw = self.arr_win
+        while aw and aw[0] <= t - window:
+            aw.popleft()
+        addable, limit = self._addable(t)
+        current_price = sum(
+            w.shape.price_per_hour_usd for w in self.workers if w.state != TERMINATED
+        )
+        obs = Observation(
+            time_s=t, workers=self.n_active, ready=len(self.ready), starting=self.n_starting,
+            queue_len=len(self.queue), running=self.running, statistic=s,
+            finished_in_window=finished, arrivals_in_window=len(aw), window_s=window,
+            last_arrival_s=self.last_arrival_t,
+            min_workers=int(self.deployment.initial_worker_config.min_workers),
+            addable=addable, addable_limit=limit, price_per_hour_usd=current_price,
+        )
+        d = self.policy.decide(obs)
+        self._apply(d, obs)
+        qs = self.qsamples
+        qs.time_s.append(t)
+        qs.queue_len.append(len(self.queue))
+        qs.running.append(self.running)
+        qs.arrivals.append(self._arrivals_since_sample)
+        self._arrivals_since_sample = 0
+        self.schedule(self.tick_s, self._on_tick)
+
+    def _apply(self, d: Decision, obs: Observation) -> None:
+        if d.delta > 0:
+            shape = self.fleet.shape_for(self.deployment)
+            for _ in range(d.delta):
+                self._add_worker(shape)
+        elif d.delta < 0:
+            reason = "scale_to_zero" if d.action == "to_zero" else "scale_down"
+            for w in self._victims(-d.delta):
+                self._drain(w, reason)
+        if d.logged:
+            self._log(d, obs.workers)
+
+    def _log(self, d: Decision, workers: int | None = None) -> None:
+        self.decisions.append(
+            DecisionRecord(
+                time_s=self.env._now, policy=getattr(self.policy, "name", "custom"),
+                statistic=float(d.statistic), workers=self.n_active if workers is None else workers,
+                action=d.action, delta=d.delta, reason=d.reason,
+            )
+        )
+
+    def _apply_update(self, upd: Any) -> None:
+        from sim.api.schema import apply_update
+
+        t = self.env._now
+        before = self.n_active
+        self.deployment = apply_update(self.deployment, upd.body)
+        immediate = bool(upd.body.imidiate_scale_down)
+        self.policy.on_update(self.deployment, t, immediate)
+        delta = 0
+        if immediate:
+            surplus = self.n_active - int(self.deployment.initial_worker_config.min_workers)
+            if surplus > 0:
+                for w in self._victims(surplus):
+                    self._drain(w, "update")
+                delta = -surplus
+        reason = "PUT body applied" + (", imidiate_scale_down" if immediate else "")
+        self._log(Decision("update", delta, reason), before)
+
+    # -- results ---------------------------------------------------------------------------------
+    def _record(self, wall_s: float) -> RunRecord:
+        t = self.env._now
+        self._expire_queue(t)
+        if t > self._q_last_t:
+            self.queue_area += len(self.queue) * (t - self._q_last_t)
+            self._q_last_t = t
+        for w in self.workers:
+            if w.state != TERMINATED:
+                w.record.terminated_s = t
+                w.record.end_reason = w.record.end_reason or "horizon"
+        self._record_timeline()
+        cols = self.cols
+        cols.dispatch_s = np.asarray(self.dispatch_t, dtype=np.float64)
+        cols.first_token_s = np.asarray(self.first_t, dtype=np.float64)
+        cols.completion_s = np.asarray(self.done_t, dtype=np.float64)
+        cols.worker = np.asarray(self.worker_of, dtype=np.int32)
+        cols.status = np.frombuffer(bytes(self.status), dtype=np.int8).copy()
+        cols.fail_reason = np.frombuffer(bytes(self.fail_reason), dtype=np.int8).copy()
+        cols.retries = np.asarray(self.retries, dtype=np.int16)
+        # Requests not yet arrived at the horizon did not arrive: drop them from the columns.
+        arrived = self.next_arrival
+        if arrived < self.n:
+            for name in (
+                "arrival_s", "prompt_tokens", "output_tokens", "dispatch_s", "first_token_s",
+                "completion_s", "worker", "status", "fail_reason", "retries",
+            ):
+                setattr(cols, name, getattr(cols, name)[:arrived])
+        return RunRecord(
+            requests=cols,
+            workers=[w.record for w in self.workers],
+            decisions=self.decisions,
+            timeline=self.timeline,
+            queue=self.qsamples,
+            horizon_s=t,
+            seed=self.seed,
+            events=self.events,
+            wall_s=wall_s,
+            queue_area=self.queue_area,
+            warnings=self.warnings,
+        )

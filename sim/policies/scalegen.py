@@ -1,0 +1,232 @@
+"""The ScaleGenAI autoscaler as DESIGN §4 reads the API's ``autoscaling_config`` knobs.
+
+Per tick, in order (at most one action per tick): floor, scale from zero, scale to zero,
+scale up, scale down. How a ``*_timeout_sec`` gates an action is a switch
+(``timeout_semantics``), because the vendor documents names and defaults but not the algorithm:
+
+- ``cooldown`` (default; AWS step scaling): act when the condition holds now and the last
+  scale-up (for up) or the last action either way (for down) is at least the timeout ago.
+- ``sustained`` (Ray Serve, SkyServe): act when the condition has held at every tick for the
+  whole timeout; the clock restarts after acting.
+- ``stabilization`` (Kubernetes HPA): act on the most conservative recommendation over the
+  timeout window (min of recent recommendations for up, max for down).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from sim.policies.base import NO_OP, POLICIES, Decision, Observation
+
+
+@dataclass(frozen=True)
+class ScalegenParams:
+    """The knobs of one deployment plus the simulator's reading switches."""
+
+    upper_s: float
+    lower_s: float
+    up_timeout_s: float
+    down_timeout_s: float
+    to_zero_timeout_s: float
+    min_workers: int
+    timeout_semantics: str = "cooldown"
+    scale_up_step: int = 1
+    scale_down_step: int = 1
+
+    @classmethod
+    def from_deployment(cls, deployment: Any, autoscaler: Any) -> ScalegenParams:
+        """Read the create body's knobs and the scenario's ``autoscaler`` switches."""
+        ac = deployment.autoscaling_config
+        return cls(
+            upper_s=float(ac.upper_allowed_latency_sec),
+            lower_s=float(ac.lower_allowed_latency_sec),
+            up_timeout_s=float(ac.scaling_up_timeout_sec),
+            down_timeout_s=float(ac.scaling_down_timeout_sec),
+            to_zero_timeout_s=float(ac.scale_to_zero_timeout_sec),
+            min_workers=int(deployment.initial_worker_config.min_workers),
+            timeout_semantics=autoscaler.timeout_semantics,
+            scale_up_step=int(autoscaler.scale_up_step),
+            scale_down_step=int(autoscaler.scale_down_step),
+        )
+
+
+@POLICIES.register("scalegen")
+class ScalegenPolicy:
+    """Latency-band autoscaler with cooldown / sustained / stabilisation timeouts."""
+
+    name = "scalegen"
+
+    def __init__(self, params: ScalegenParams, autoscaler: Any = None) -> None:
+        self.p = params
+        self._autoscaler = autoscaler
+        self.last_up = -math.inf  # no scale-up has happened: the first may come at once
+        self.last_action = 0.0  # creating the deployment counts as the first action
+        self.up_since: float | None = None  # sustained: first tick of the current streak
+        self.down_since: float | None = None
+        self.history: deque[tuple[float, int]] = deque()  # stabilization: (t, recommendation)
+
+    @classmethod
+    def from_scenario(cls, deployment: Any, autoscaler: Any) -> ScalegenPolicy:
+        """Build from the scenario's deployment body and ``autoscaler`` section."""
+        return cls(ScalegenParams.from_deployment(deployment, autoscaler), autoscaler)
+
+    def on_update(self, deployment: Any, time_s: float, immediate: bool) -> None:
+        """Take the new knobs; an immediate scale-down also resets the cooldown timers."""
+        if self._autoscaler is not None:
+            self.p = ScalegenParams.from_deployment(deployment, self._autoscaler)
+        if immediate:
+            self.last_up = self.last_action = time_s
+            self.up_since = self.down_since = None
+            self.history.clear()
+
+    def decide(self, obs: Observation) -> Decision:
+        """One control-loop tick (DESIGN §4 steps 1-6)."""
+        p, t, n = self.p, obs.time_s, obs.workers
+        s = obs.statistic
+        if n < p.min_workers:
+            add = min(p.min_workers - n, obs.addable)
+            if add <= 0:
+                return Decision("none", 0, f"blocked: {obs.addable_limit}", s)
+            return self._acted(Decision("floor", add, f"N={n}<min_workers={p.min_workers}", s), t)
+        if n == 0 and obs.queue_len > 0:
+            if obs.addable <= 0:
+                return Decision("none", 0, f"blocked: {obs.addable_limit}", s)
+            return self._acted(Decision("from_zero", 1, f"{obs.queue_len} waiting at N=0", s), t)
+        if (
+            p.min_workers == 0
+            and n > 0
+            and obs.queue_len == 0
+            and t - max(obs.last_arrival_s, 0.0) >= p.to_zero_timeout_s
+        ):
+            idle = t - max(obs.last_arrival_s, 0.0)
+            return self._acted(
+                Decision("to_zero", -n, f"no arrival for {idle:.0f}s>={p.to_zero_timeout_s:.0f}s", s),
+                t,
+            )
+
+        nothing_finished = obs.finished_in_window == 0
+        want_up = not nothing_finished and s > p.upper_s
+        want_down = (nothing_finished or s < p.lower_s) and obs.ready > max(p.min_workers, 1)
+        if p.timeout_semantics == "cooldown":
+            return self._cooldown(obs, want_up, want_down)
+        if p.timeout_semantics == "sustained":
+            return self._sustained(obs, want_up, want_down)
+        return self._stabilization(obs, want_up, want_down)
+
+    # -- timeout semantics -------------------------------------------------------------------
+    def _up(self, obs: Observation) -> Decision:
+        if obs.addable <= 0:
+            return Decision("none", 0, f"blocked: {obs.addable_limit}", obs.statistic)
+        add = min(self.p.scale_up_step, obs.addable)
+        why = f"S={obs.statistic:.3g}s>upper={self.p.upper_s:g}s"
+        return self._acted(Decision("scale_up", add, why, obs.statistic), obs.time_s)
+
+    def _down(self, obs: Observation) -> Decision:
+        drop = min(self.p.scale_down_step, obs.ready - max(self.p.min_workers, 1))
+        if obs.finished_in_window == 0:
+            why = "no request finished in window"
+        else:
+            why = f"S={obs.statistic:.3g}s<lower={self.p.lower_s:g}s"
+        return self._acted(Decision("scale_down", -drop, why, obs.statistic), obs.time_s)
+
+    def _acted(self, d: Decision, t: float) -> Decision:
+        if d.delta > 0:
+            self.last_up = t
+        self.last_action = t
+        return d
+
+    def _cooldown(self, obs: Observation, want_up: bool, want_down: bool) -> Decision:
+        t, p = obs.time_s, self.p
+        if want_up:
+            if t - self.last_up >= p.up_timeout_s:
+                return self._up(obs)
+            return Decision("none", 0, "blocked: scale-up cooldown", obs.statistic)
+        if want_down:
+            if t - self.last_action >= p.down_timeout_s:
+                return self._down(obs)
+            return Decision("none", 0, "blocked: scale-down cooldown", obs.statistic)
+        return NO_OP
+
+    def _sustained(self, obs: Observation, want_up: bool, want_down: bool) -> Decision:
+        t, p = obs.time_s, self.p
+        self.up_since = (self.up_since if self.up_since is not None else t) if want_up else None
+        self.down_since = (
+            (self.down_since if self.down_since is not None else t) if want_down else None
+        )
+        if want_up and self.up_since is not None:
+            if t - self.up_since >= p.up_timeout_s:
+                d = self._up(obs)
+                if d.delta:
+                    self.up_since = t
+                return d
+            return Decision("none", 0, "blocked: not sustained (up)", obs.statistic)
+        if want_down and self.down_since is not None:
+            if t - self.down_since >= p.down_timeout_s:
+                self.down_since = t
+                return self._down(obs)
+            return Decision("none", 0, "blocked: not sustained (down)", obs.statistic)
+        return NO_OP
+
+    def _stabilization(self, obs: Observation, want_up: bool, want_down: bool) -> Decision:
+        t, p, n = obs.time_s, self.p, obs.workers
+        rec = n + 1 if want_up else (n - 1 if want_down else n)
+        hist = self.history
+        hist.append((t, rec))
+        horizon = max(p.up_timeout_s, p.down_timeout_s)
+        while hist and hist[0][0] <= t - horizon:
+            hist.popleft()
+        # A window shorter than the elapsed time since the first tick is not yet full.
+        up_rec = min(r for s, r in hist if s > t - p.up_timeout_s)
+        down_rec = max(r for s, r in hist if s > t - p.down_timeout_s)
+        first = hist[0][0]
+        up_full = t - first >= p.up_timeout_s or p.up_timeout_s == 0
+        down_full = t - first >= p.down_timeout_s or p.down_timeout_s == 0
+        if want_up:
+            if up_rec > n and up_full:
+                return self._up(obs)
+            return Decision("none", 0, "blocked: stabilization window (up)", obs.statistic)
+        if want_down:
+            if down_rec < n and down_full:
+                return self._down(obs)
+            return Decision("none", 0, "blocked: stabilization window (down)", obs.statistic)
+        return NO_OP
+
+
+@POLICIES.register("fixed")
+class FixedPolicy:
+    """A fixed fleet of ``min_workers`` (or ``params.workers``): replaces lost workers, never scales."""
+
+    name = "fixed"
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+
+    @classmethod
+    def from_scenario(cls, deployment: Any, autoscaler: Any) -> FixedPolicy:
+        """``autoscaler.params.workers`` if given, else the deployment's ``min_workers``."""
+        n = autoscaler.params.get("workers", deployment.initial_worker_config.min_workers)
+        return cls(int(n))
+
+    def on_update(self, deployment: Any, time_s: float, immediate: bool) -> None:
+        """A fixed fleet follows ``min_workers`` of an update."""
+        self.workers = int(deployment.initial_worker_config.min_workers)
+
+    def decide(self, obs: Observation) -> Decision:
+        """Keep exactly ``workers`` workers."""
+        if obs.workers < self.workers:
+            add = min(self.workers - obs.workers, obs.addable)
+            if add <= 0:
+                return Decision("none", 0, f"blocked: {obs.addable_limit}", obs.statistic)
+            return Decision("floor", add, f"N={obs.workers}<fixed={self.workers}", obs.statistic)
+        if obs.workers > self.workers:
+            return Decision("scale_down", self.workers - obs.workers, "above fixed size")
+        return NO_OP
+
+
+def build_policy(deployment: Any, autoscaler: Any) -> Any:
+    """The policy named by ``autoscaler.policy``, bound to this deployment."""
+    factory = POLICIES.get(autoscaler.policy)
+    return factory.from_scenario(deployment, autoscaler)
