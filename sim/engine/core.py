@@ -10,12 +10,13 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
+from heapq import heappush
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import simpy
-from simpy.events import Timeout
+from simpy.events import NORMAL as _NORMAL
 
 from sim.engine.record import (
     COMPLETED,
@@ -34,6 +35,16 @@ from sim.engine.service import SERVICES, EmbeddingService, LlmService, QueueingS
 from sim.fleet.model import FleetModel, WorkerShape, resolved_service_kind
 from sim.policies.base import Decision, Observation
 from sim.rng import Streams
+
+class _Call:
+    """A pre-triggered SimPy event that only runs callbacks (see :meth:`Engine.schedule`)."""
+
+    __slots__ = ("callbacks", "_ok", "_value")
+
+    def __init__(self) -> None:
+        self._ok = True
+        self._value = None
+
 
 # Worker states.
 STARTING, READY, DRAINING, TERMINATED = 0, 1, 2, 3
@@ -74,6 +85,8 @@ class Engine:
         self.fleet = fleet if fleet is not None else FleetModel(scenario, streams)
         self.progress = progress
         self.env = simpy.Environment()
+        self._env_queue = self.env._queue
+        self._env_eid = self.env._eid
         self.events = 0
 
         n = len(workload.arrival_s)
@@ -158,9 +171,15 @@ class Engine:
         return self.env._now
 
     def schedule(self, delay: float, callback: Any) -> None:
-        """Call ``callback(event)`` after ``delay`` seconds (one SimPy timeout)."""
-        ev = Timeout(self.env, delay)
-        ev.callbacks.append(callback)  # type: ignore[union-attr]
+        """Call ``callback(event)`` after ``delay`` seconds, through SimPy's event queue.
+
+        Equivalent to ``Timeout(env, delay).callbacks.append(callback)``, with a slotted event
+        that carries only what ``Environment.step`` reads: half the cost per event on the hot
+        path (DESIGN §7).
+        """
+        ev = _Call()
+        ev.callbacks = (callback,)
+        heappush(self._env_queue, (self.env._now + delay, _NORMAL, next(self._env_eid), ev))
         self.events += 1
 
     # -- run -------------------------------------------------------------------------------------

@@ -141,7 +141,7 @@ class FleetModel:
     def notice_s(self, shape: WorkerShape) -> float:
         """Preemption notice period of the worker's cloud."""
         given = self.scenario.fleet.spot.notice_s
-        return float(given) if given is not None else SPOT_NOTICE_S.get(shape.cloud, 30.0)
+        return float(given) if given is not None else SPOT_NOTICE_S.get(shape.cloud.lower(), 30.0)
 
 
 def resolved_service_kind(scenario: Any) -> str:

@@ -19,6 +19,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from sim.errors import ConfigError
 from sim.policies.base import NO_OP, POLICIES, Decision, Observation
 
 
@@ -228,5 +229,8 @@ class FixedPolicy:
 
 def build_policy(deployment: Any, autoscaler: Any) -> Any:
     """The policy named by ``autoscaler.policy``, bound to this deployment."""
-    factory = POLICIES.get(autoscaler.policy)
+    try:
+        factory = POLICIES.get(autoscaler.policy)
+    except KeyError as exc:
+        raise ConfigError(str(exc.args[0]), field="autoscaler.policy") from None
     return factory.from_scenario(deployment, autoscaler)
