@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from bisect import bisect_right
 from collections import deque
 from heapq import heappush
 from collections.abc import Callable
@@ -135,11 +136,10 @@ class Engine:
         self.win_t: deque[float] = deque()
         self.win_v: deque[float] = deque()
         self.win_sum = 0.0
-        self.arr_win: deque[float] = deque()
         self.decisions: list[DecisionRecord] = []
         self.timeline = Timeline()
         self.qsamples = QueueSamples()
-        self._arrivals_since_sample = 0
+        self._arrivals_at_sample = 0  # arrivals counted at the previous queue sample
         self.warnings: list[str] = list(getattr(workload, "warnings", ()))
         self._stop = self.env.event()
         self._updates = list(scenario.updates)
@@ -222,8 +222,6 @@ class Engine:
         self.next_arrival = rid + 1
         t = self.env._now
         self.last_arrival_t = t
-        self.arr_win.append(t)
-        self._arrivals_since_sample += 1
         if rid + 1 < self.n:
             self.schedule(self.arrival[rid + 1] - t, self._on_arrival)
         q = self.queue
@@ -249,14 +247,20 @@ class Engine:
                 q.popleft()
                 self._expire(rid, t)
                 continue
+            # Least-loaded ready worker that can take the head request; the least-loaded
+            # one almost always can, so test admission only there before scanning all.
             best = None
             best_load = 1 << 30
             for w in ready:
-                svc = w.service
-                if svc.load < best_load and svc.can_accept(rid):
-                    best, best_load = w, svc.load
-                    if best_load == 0:
-                        break
+                load = w.service.load
+                if load < best_load:
+                    best, best_load = w, load
+            if best is not None and not best.service.can_accept(rid):
+                best, best_load = None, 1 << 30
+                for w in ready:
+                    svc = w.service
+                    if svc.load < best_load and svc.can_accept(rid):
+                        best, best_load = w, svc.load
             if best is None:
                 if ready and not any(w.service.fits_ever(rid) for w in ready):
                     q.popleft()
@@ -305,19 +309,19 @@ class Engine:
         """Requests finished on a worker: record them and refill the worker from the queue."""
         rtt = self.rtt_s
         done_t, status, arrival = self.done_t, self.status, self.arrival
-        metric = self.metric
         tc = t + rtt
+        # The autoscaler's latency metric of each request, from the column it is based on.
+        start = {"ttft": self.first_t, "queue": self.dispatch_t}.get(self.metric)
+        win_t, win_v = self.win_t, self.win_v
+        total = 0.0
         for rid in rids:
             done_t[rid] = tc
             status[rid] = COMPLETED
-            a = arrival[rid]
-            if metric == "ttft":
-                v = self.first_t[rid] - a
-            elif metric == "e2e":
-                v = tc - a
-            else:
-                v = self.dispatch_t[rid] - a
-            self._window_add(tc, v)
+            v = (tc if start is None else start[rid]) - arrival[rid]
+            win_t.append(tc)
+            win_v.append(v)
+            total += v
+        self.win_sum += total
         k = len(rids)
         self.running -= k
         w = self.workers[worker_id]
@@ -563,9 +567,8 @@ class Engine:
         t = self.env._now
         self._expire_queue(t)
         s, finished, window = self._statistic(t)
-        aw = self.arr_win
-        while aw and aw[0] <= t - window:
-            aw.popleft()
+        arrived = self.next_arrival
+        in_window = arrived - bisect_right(self.arrival, t - window, 0, arrived)
         addable, limit = self._addable(t)
         current_price = sum(
             w.shape.price_per_hour_usd for w in self.workers if w.state != TERMINATED
@@ -573,7 +576,7 @@ class Engine:
         obs = Observation(
             time_s=t, workers=self.n_active, ready=len(self.ready), starting=self.n_starting,
             queue_len=len(self.queue), running=self.running, statistic=s,
-            finished_in_window=finished, arrivals_in_window=len(aw), window_s=window,
+            finished_in_window=finished, arrivals_in_window=in_window, window_s=window,
             last_arrival_s=self.last_arrival_t,
             min_workers=int(self.deployment.initial_worker_config.min_workers),
             addable=addable, addable_limit=limit, price_per_hour_usd=current_price,
@@ -584,8 +587,8 @@ class Engine:
         qs.time_s.append(t)
         qs.queue_len.append(len(self.queue))
         qs.running.append(self.running)
-        qs.arrivals.append(self._arrivals_since_sample)
-        self._arrivals_since_sample = 0
+        qs.arrivals.append(arrived - self._arrivals_at_sample)
+        self._arrivals_at_sample = arrived
         self.schedule(self.tick_s, self._on_tick)
 
     def _apply(self, d: Decision, obs: Observation) -> None:

@@ -171,12 +171,13 @@ class LlmService:
         self.pending_it = target_it
         delay = self._boundary_time(target_it - self.seg_it) - self.host.now
         version = self.version
-        self.host.schedule(max(delay, 0.0), lambda _e: self._on_event(version, target_it))
+        host = self.host
 
-    def _on_event(self, version: int, target_it: int) -> None:
-        if version != self.version:
-            return  # superseded: the batch changed since this event was scheduled
-        self._boundary(target_it, self.host.now)
+        def on_boundary(_e: object) -> None:
+            if version == self.version:  # else superseded: the batch changed meanwhile
+                self._boundary(target_it, host.now)
+
+        host.schedule(max(delay, 0.0), on_boundary)
 
     # -- the iteration boundary ------------------------------------------------------------
     def _boundary(self, i: int, t: float) -> None:
