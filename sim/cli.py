@@ -97,8 +97,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """``sim validate``: print the resolved scenario (or create body) or the error."""
-    from sim.scenario import load_scenario, resolved_dict, validate_scenario
+    from sim.scenario import load_create_body, load_scenario, resolved_dict, validate_scenario
 
+    if str(args.path).endswith(".json"):
+        # A bare create body: validate it as the API would receive it.
+        body = load_create_body(args.path)
+        print(json.dumps(body.to_request(mask_token=True), indent=2))
+        return 0
     scenario = load_scenario(args.path, list(args.set or []))
     warnings = validate_scenario(scenario)
     print(json.dumps(resolved_dict(scenario), indent=2, default=str))

@@ -14,20 +14,6 @@ from sim.scenario import Scenario, resolved_dict
 from sim.workload import build_workload
 
 
-def slo_of(scenario: Scenario) -> tuple[str, float]:
-    """The SLO metric and threshold: ``sim.slo`` or the autoscaler's metric and upper bound."""
-    slo = scenario.sim.slo
-    metric = slo.metric
-    if metric == "auto":
-        metric = scenario.autoscaler.metric
-    if metric == "auto":
-        metric = "e2e" if scenario.deployment.inf_type == "embedding" else "ttft"
-    threshold = slo.threshold_s
-    if threshold is None:
-        threshold = float(scenario.deployment.autoscaling_config.upper_allowed_latency_sec)
-    return metric, float(threshold)
-
-
 def simulate(
     scenario: Scenario,
     seed: int | None = None,
@@ -47,11 +33,10 @@ def simulate(
     policy = build_policy(scenario.deployment, scenario.autoscaler)
     fleet = FleetModel(scenario, streams)
     record = Engine(scenario, workload, policy, seed=seed, fleet=fleet, progress=progress).run()
-    metric, threshold = slo_of(scenario)
     return build_result(
         record,
-        slo_metric=metric,
-        slo_threshold_s=threshold,
+        slo_metric=scenario.slo_metric(),
+        slo_threshold_s=scenario.slo_threshold_s(),
         warmup_s=float(scenario.sim.warmup_s),
         scenario_dict=resolved_dict(scenario),
         billing_granularity_s=float(scenario.fleet.billing_granularity_s),

@@ -11,8 +11,8 @@ import math
 import time
 from bisect import bisect_right
 from collections import deque
-from heapq import heappush
 from collections.abc import Callable
+from heapq import heappush
 from typing import Any
 
 import numpy as np
@@ -33,9 +33,10 @@ from sim.engine.record import (
     WorkerRecord,
 )
 from sim.engine.service import SERVICES, EmbeddingService, LlmService, QueueingService
-from sim.fleet.model import FleetModel, WorkerShape, resolved_service_kind
+from sim.fleet.model import FleetModel, WorkerShape
 from sim.policies.base import Decision, Observation
 from sim.rng import Streams
+
 
 class _Call:
     """A pre-triggered SimPy event that only runs callbacks (see :meth:`Engine.schedule`)."""
@@ -94,7 +95,7 @@ class Engine:
         self.n = n
         self.arrival: list[float] = workload.arrival_s.tolist()
         self.prompt: list[int] = workload.prompt_tokens.tolist()
-        self.service_kind = resolved_service_kind(scenario)
+        self.service_kind = scenario.serving_kind()
         out = workload.output_tokens
         if self.service_kind == "llm":
             # A generation yields at least its first token (the prefill's output).
@@ -117,7 +118,7 @@ class Engine:
         self.rtt_s = float(scenario.gateway.network_rtt_s)
         asc = scenario.autoscaler
         self.tick_s = float(asc.decision_interval_s)
-        self.metric = self._resolve_metric()
+        self.metric = scenario.metric()
         self.statistic_name = asc.statistic
         self.count_waiting = bool(asc.count_waiting)
         self.max_workers = int(asc.max_workers)
@@ -157,12 +158,6 @@ class Engine:
             mu = math.log(sv.mean_s) - sigma2 / 2
             return rng.lognormal(mu, math.sqrt(sigma2), n).tolist()  # type: ignore[no-any-return]
         return []
-
-    def _resolve_metric(self) -> str:
-        m: str = self.scenario.autoscaler.metric
-        if m == "auto":
-            return "e2e" if self.deployment.inf_type == "embedding" else "ttft"
-        return m
 
     # -- scheduling ----------------------------------------------------------------------------
     @property

@@ -17,10 +17,6 @@ from sim.rng import Streams
 if TYPE_CHECKING:
     from sim.serving.profiles import Profile
 
-# Seconds between a spot preemption notice and the instance going away, per cloud.
-SPOT_NOTICE_S = {"aws": 120.0, "gcp": 30.0, "azure": 30.0}
-
-
 @dataclass(frozen=True)
 class WorkerShape:
     """Where and on what one worker runs, and what it costs."""
@@ -68,7 +64,7 @@ class FleetModel:
 
     def _build_shape(self, deployment: Any, gpu: str, gpus: int, spot: bool) -> WorkerShape:
         sc = self.scenario
-        serving_kind = resolved_service_kind(sc)
+        serving_kind = sc.serving_kind()
         profile: Profile | None = None
         weights_gb = 0.0
         if serving_kind in ("llm", "embedding"):
@@ -140,13 +136,4 @@ class FleetModel:
 
     def notice_s(self, shape: WorkerShape) -> float:
         """Preemption notice period of the worker's cloud."""
-        given = self.scenario.fleet.spot.notice_s
-        return float(given) if given is not None else SPOT_NOTICE_S.get(shape.cloud.lower(), 30.0)
-
-
-def resolved_service_kind(scenario: Any) -> str:
-    """``serving.kind`` with ``auto`` resolved from the deployment's ``inf_type``."""
-    kind: str = scenario.serving.kind
-    if kind == "auto":
-        return "embedding" if scenario.deployment.inf_type == "embedding" else "llm"
-    return kind
+        return float(self.scenario.fleet.spot.resolved_notice_s(shape.cloud))
