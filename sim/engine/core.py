@@ -359,6 +359,7 @@ class Engine:
             prov, load = self.fleet.cold_start(shape, warm)
             v = w.version
             self.schedule(prov, lambda _e: self._on_provisioned(w, v, load))
+            self._record_timeline()  # N counts a worker from the moment it is requested
         return w
 
     def _make_service(self, w: Worker) -> Any:

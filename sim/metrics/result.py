@@ -1,0 +1,459 @@
+"""Turn the engine's :class:`~sim.engine.record.RunRecord` into DataFrames and the summary dict.
+
+Definitions follow DESIGN §6 and ``docs/metrics.md``; the summary's keys are the stable
+contract of DESIGN §3.3. DataFrames are built once, here, with compact dtypes.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import PurePath
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sim.engine.record import (
+    COMPLETED,
+    FAIL_REASONS,
+    FAILED,
+    IN_FLIGHT,
+    STATUS_NAMES,
+    DecisionRecord,
+    QueueSamples,
+    RequestColumns,
+    RunRecord,
+    Timeline,
+    WorkerRecord,
+)
+from sim.errors import ConfigError
+from sim.metrics.stats import billed_seconds, json_float, latency_stats, time_weighted
+
+# User spellings of the SLO metric -> canonical name (the autoscaler's `metric` switch names).
+SLO_METRICS: dict[str, str] = {
+    "e2e": "e2e",
+    "e2e_s": "e2e",
+    "latency_e2e_s": "e2e",
+    "ttft": "ttft",
+    "ttft_s": "ttft",
+    "queue": "queue",
+    "queue_s": "queue",
+    "tpot": "tpot",
+    "tpot_s": "tpot",
+}
+
+# Decision actions that add workers but are not autoscaling (spot replacements are counted as
+# preemptions instead, so a policy is not blamed for churn the cloud caused).
+_NOT_SCALE_UP_ACTIONS = frozenset({"replace"})
+
+# Fixed category sets, so every run's requests frame has the same dtype (and parquet schema).
+STATUS_DTYPE = pd.CategoricalDtype(list(STATUS_NAMES))
+FAIL_REASON_DTYPE = pd.CategoricalDtype(list(FAIL_REASONS))
+
+MASK = "***"
+SECRET_KEYS = frozenset({"hf_token"})
+
+REQUEST_COLUMNS = (
+    "request_id", "arrival_s", "dispatch_s", "first_token_s", "completion_s", "prompt_tokens",
+    "output_tokens", "worker", "status", "fail_reason", "retries", "e2e_s", "ttft_s", "queue_s",
+)  # fmt: skip
+WORKER_COLUMNS = tuple(f.name for f in fields(WorkerRecord))
+DECISION_COLUMNS = tuple(f.name for f in fields(DecisionRecord))
+TIMELINE_COLUMNS = tuple(f.name for f in fields(Timeline))
+QUEUE_COLUMNS = tuple(f.name for f in fields(QueueSamples))
+
+
+@dataclass
+class Result:
+    """One run's results: the summary dict, per-request/worker/decision DataFrames and the raw record."""
+
+    summary: dict[str, Any]
+    requests: pd.DataFrame
+    workers: pd.DataFrame
+    decisions: pd.DataFrame
+    timeline: pd.DataFrame
+    queue: pd.DataFrame
+    record: RunRecord
+
+
+def canonical_slo_metric(name: str) -> str:
+    """The canonical SLO metric name (e2e, ttft, queue, tpot) for a user spelling."""
+    key = str(name).strip().lower()
+    if key not in SLO_METRICS:
+        raise ConfigError(
+            f"unknown SLO metric {name!r}; expected one of e2e, ttft, queue, tpot",
+            field="sim.slo.metric",
+        )
+    return SLO_METRICS[key]
+
+
+def mask_secrets(obj: Any) -> Any:
+    """A deep copy of ``obj`` with every non-empty ``hf_token`` value replaced by ``***``."""
+    if isinstance(obj, Mapping):
+        return {
+            k: (MASK if k in SECRET_KEYS and v not in (None, "") else mask_secrets(v))
+            for k, v in obj.items()
+        }
+    if isinstance(obj, list | tuple):
+        return [mask_secrets(v) for v in obj]
+    return copy.copy(obj)
+
+
+def to_jsonable(obj: Any) -> Any:
+    """``obj`` with numpy scalars/arrays, tuples, paths and non-finite floats made JSON-native."""
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | set | frozenset | np.ndarray):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, bool | np.bool_):
+        return bool(obj)
+    if isinstance(obj, int | np.integer):
+        return int(obj)
+    if isinstance(obj, float | np.floating):
+        return json_float(obj)
+    if isinstance(obj, PurePath):
+        return str(obj)
+    return obj
+
+
+def _int_dtype(values: np.ndarray) -> type:
+    # int32 unless the column needs more: a fixed type keeps the parquet schema identical
+    # across runs, so sweep outputs concatenate cleanly.
+    if values.size and (int(values.min()) < -(2**31) or int(values.max()) >= 2**31):
+        return np.int64
+    return np.int32
+
+
+def _check_requests(req: RequestColumns) -> int:
+    n = len(req.arrival_s)
+    for f in fields(RequestColumns):
+        col = getattr(req, f.name)
+        if len(col) != n:
+            raise ValueError(f"RequestColumns.{f.name} has {len(col)} rows, arrival_s has {n}")
+    bad = ~np.isin(req.status, (IN_FLIGHT, COMPLETED, FAILED))
+    if bad.any():
+        raise ValueError(
+            f"RequestColumns.status has unknown codes {sorted(set(req.status[bad].tolist()))}"
+        )
+    if n and (req.fail_reason.min() < 0 or req.fail_reason.max() >= len(FAIL_REASONS)):
+        raise ValueError("RequestColumns.fail_reason has codes outside FAIL_REASONS")
+    return n
+
+
+def _select_requests(req: RequestColumns, idx: np.ndarray) -> RequestColumns:
+    return RequestColumns(**{f.name: getattr(req, f.name)[idx] for f in fields(RequestColumns)})
+
+
+def _requests_frame(req: RequestColumns, request_id: np.ndarray) -> pd.DataFrame:
+    a = req.arrival_s
+    completed = req.status == COMPLETED
+    # E2E only for completed requests: a failed request's completion_s is its failure time,
+    # and a latency column that mixes both would invite wrong percentiles.
+    e2e = np.where(completed, req.completion_s - a, np.nan)
+    return pd.DataFrame(
+        {
+            "request_id": request_id.astype(_int_dtype(request_id)),
+            "arrival_s": a.astype(np.float64),
+            "dispatch_s": req.dispatch_s.astype(np.float64),
+            "first_token_s": req.first_token_s.astype(np.float64),
+            "completion_s": req.completion_s.astype(np.float64),
+            "prompt_tokens": req.prompt_tokens.astype(_int_dtype(req.prompt_tokens)),
+            "output_tokens": req.output_tokens.astype(_int_dtype(req.output_tokens)),
+            "worker": req.worker.astype(np.int32),
+            "status": pd.Categorical.from_codes(req.status.astype(np.int8), dtype=STATUS_DTYPE),
+            "fail_reason": pd.Categorical.from_codes(
+                req.fail_reason.astype(np.int8), dtype=FAIL_REASON_DTYPE
+            ),
+            "retries": req.retries.astype(np.int16),
+            "e2e_s": e2e,
+            "ttft_s": req.first_token_s - a,
+            "queue_s": req.dispatch_s - a,
+        },
+        columns=list(REQUEST_COLUMNS),
+        copy=False,  # columns are fresh copies already; consolidating them would copy again
+    )
+
+
+def _worker_billing(
+    workers: list[WorkerRecord], horizon_s: float, granularity_s: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Billed seconds and cost per worker, clipped to [0, horizon]."""
+    if not workers:
+        return np.zeros(0), np.zeros(0)
+    prov = np.array([w.provisioned_s for w in workers], dtype=np.float64)
+    ready = np.array([w.ready_s for w in workers], dtype=np.float64)
+    term = np.array([w.terminated_s for w in workers], dtype=np.float64)
+    # Billing starts when the VM runs; a worker without a provisioning stage (on-prem) starts
+    # when it is ready. Still running at the horizon -> billed up to the horizon.
+    start = np.where(np.isfinite(prov), prov, ready)
+    end = np.where(np.isfinite(term), term, horizon_s)
+    start = np.clip(start, 0.0, horizon_s)
+    end = np.clip(end, 0.0, horizon_s)
+    billed = billed_seconds(start, end, granularity_s)
+    price = np.array([w.price_per_hour_usd for w in workers], dtype=np.float64)
+    return billed, billed / 3600.0 * price
+
+
+def _workers_frame(
+    workers: list[WorkerRecord], billed: np.ndarray, cost: np.ndarray
+) -> pd.DataFrame:
+    cols: dict[str, Any] = {c: [getattr(w, c) for w in workers] for c in WORKER_COLUMNS}
+    df = pd.DataFrame(cols, columns=list(WORKER_COLUMNS))
+    dtypes = {
+        "worker_id": np.int32, "gpus": np.int16, "spot": bool, "on_prem": bool, "initial": bool,
+        "requests_served": np.int64,
+    }  # fmt: skip
+    float_cols = (
+        "price_per_hour_usd",
+        "requested_s",
+        "provisioned_s",
+        "ready_s",
+        "drain_s",
+        "terminated_s",
+    )
+    df = df.astype({**dtypes, **dict.fromkeys(float_cols, np.float64)})
+    for c in ("gpu", "cloud", "region", "zone", "end_reason"):
+        df[c] = df[c].astype(str)
+    df["billed_s"] = billed.astype(np.float64)
+    df["cost_usd"] = cost.astype(np.float64)
+    return df
+
+
+def _decisions_frame(decisions: list[DecisionRecord]) -> pd.DataFrame:
+    df = pd.DataFrame([asdict(d) for d in decisions], columns=list(DECISION_COLUMNS))
+    df = df.astype(
+        {"time_s": np.float64, "statistic": np.float64, "workers": np.int32, "delta": np.int32}
+    )
+    for c in ("policy", "action", "reason"):
+        df[c] = df[c].astype(str)
+    return df
+
+
+def _series_frame(obj: Timeline | QueueSamples, columns: tuple[str, ...]) -> pd.DataFrame:
+    data = {c: list(getattr(obj, c)) for c in columns}
+    lengths = {c: len(v) for c, v in data.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"{type(obj).__name__} columns have different lengths: {lengths}")
+    df = pd.DataFrame(data, columns=list(columns))
+    return df.astype(
+        {c: (np.float64 if c == "time_s" or c.startswith("cost") else np.int64) for c in columns}
+    )
+
+
+def _worker_count_from_records(workers: list[WorkerRecord]) -> tuple[np.ndarray, np.ndarray]:
+    """Step series of N (requested..ready, not draining) rebuilt from worker records."""
+    ev: list[tuple[float, int]] = []
+    for w in workers:
+        ev.append((w.requested_s, 1))
+        end = w.drain_s if math.isfinite(w.drain_s) else w.terminated_s
+        if math.isfinite(end):
+            ev.append((end, -1))
+    ev.sort()
+    times = np.array([t for t, _ in ev], dtype=np.float64)
+    counts = np.cumsum([d for _, d in ev]) if ev else np.zeros(0)
+    return times, np.asarray(counts, dtype=np.float64)
+
+
+def _slo_values(metric: str, req: RequestColumns) -> np.ndarray:
+    a = req.arrival_s
+    if metric == "e2e":
+        return req.completion_s - a
+    if metric == "ttft":
+        return req.first_token_s - a
+    if metric == "queue":
+        return req.dispatch_s - a
+    out = req.output_tokens.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(out > 1, (req.completion_s - req.first_token_s) / (out - 1), np.nan)
+
+
+def build_result(
+    record: RunRecord,
+    *,
+    slo_metric: str,
+    slo_threshold_s: float,
+    warmup_s: float = 0.0,
+    scenario_dict: Mapping[str, Any] | None = None,
+    billing_granularity_s: float = 1.0,
+) -> Result:
+    """Build the summary and DataFrames of one run from the engine's record (DESIGN §3.3, §6)."""
+    metric = canonical_slo_metric(slo_metric)
+    horizon = float(record.horizon_s)
+    warnings = [str(w) for w in record.warnings]
+
+    req_all = record.requests
+    n_all = _check_requests(req_all)
+    # A request that arrives after the horizon never entered the simulated system: it is not
+    # counted anywhere (the engine normally does not even keep such requests).
+    inside = np.isfinite(req_all.arrival_s) & (req_all.arrival_s <= horizon)
+    if inside.all():
+        req = req_all
+        request_id = np.arange(n_all)
+    else:
+        request_id = np.flatnonzero(inside)
+        req = _select_requests(req_all, request_id)
+        warnings.append(
+            f"{n_all - request_id.size} requests arrive after the horizon ({horizon:g} s) and are not counted"
+        )
+
+    status = req.status
+    completed = status == COMPLETED
+    failed = status == FAILED
+    n = len(status)
+    n_completed = int(completed.sum())
+    n_failed = int(failed.sum())
+    n_in_flight = n - n_completed - n_failed
+    reason_counts = np.bincount(
+        req.fail_reason[failed].astype(np.int64), minlength=len(FAIL_REASONS)
+    )
+    failed_by_reason = {FAIL_REASONS[i]: int(reason_counts[i]) for i in range(1, len(FAIL_REASONS))}
+    if reason_counts[0]:
+        failed_by_reason["unspecified"] = int(reason_counts[0])
+
+    # Latency tallies: completed requests that arrived at or after the warm-up.
+    measured = req.arrival_s >= warmup_s
+    done = completed & measured
+    a = req.arrival_s[done]
+    c = req.completion_s[done]
+    f = req.first_token_s[done]
+    d = req.dispatch_s[done]
+    out = req.output_tokens[done].astype(np.float64)
+    decode = out > 1
+    tpot = (c[decode] - f[decode]) / (out[decode] - 1)
+    if warmup_s >= horizon > 0:
+        warnings.append(
+            f"warm-up ({warmup_s:g} s) covers the whole horizon ({horizon:g} s): no request is measured"
+        )
+    if n_completed == 0:
+        warnings.append("no request completed: latency statistics are null")
+
+    # SLO: every arrived request after warm-up is in the denominator; failed and in-flight
+    # requests are misses. TPOT is undefined for out <= 1 (no inter-token gap): counted as met.
+    n_measured = int(measured.sum())
+    values = _slo_values(metric, req)
+    ok = np.zeros(n, dtype=bool)
+    ok[done] = values[done] <= slo_threshold_s
+    if metric == "tpot":
+        ok[done] |= ~np.isfinite(values[done])
+    elif np.isnan(values[done]).any():
+        warnings.append(
+            f"{int(np.isnan(values[done]).sum())} completed requests lack the {metric} timestamp and count as SLO misses"
+        )
+    attainment = float(ok.sum()) / n_measured if n_measured else None
+
+    # Cost.
+    billed, cost = _worker_billing(record.workers, horizon, billing_granularity_s)
+    spot = np.array([w.spot for w in record.workers], dtype=bool)
+    on_prem = np.array([w.on_prem for w in record.workers], dtype=bool)
+    gpus = np.array([w.gpus for w in record.workers], dtype=np.float64)
+    total = float(cost.sum())
+    on_prem_usd = float(cost[on_prem].sum())
+    spot_usd = float(cost[spot & ~on_prem].sum())
+    on_demand_usd = float(cost[~spot & ~on_prem].sum())
+    out_tokens = int(req.output_tokens[completed].sum())
+    hours = horizon / 3600.0
+
+    # Workers over time: the engine's time-weighted monitor, or a rebuild if it kept none.
+    tl = record.timeline
+    if tl.time_s:
+        w_times, w_vals = (
+            np.asarray(tl.time_s, dtype=np.float64),
+            np.asarray(tl.workers_total, dtype=np.float64),
+        )
+    else:
+        w_times, w_vals = _worker_count_from_records(record.workers)
+        if record.workers:
+            warnings.append("engine timeline is empty: worker counts rebuilt from worker records")
+    w_mean, w_max, _ = time_weighted(w_times, w_vals, horizon)
+    initial = np.array([w.initial for w in record.workers], dtype=bool)
+    # A cold start is a non-initial worker that got a machine (VM running, or an on-prem slot)
+    # and so paid for a model load; requests that never got a VM are provision failures.
+    got_machine = np.array(
+        [math.isfinite(w.provisioned_s) or math.isfinite(w.ready_s) for w in record.workers],
+        dtype=bool,
+    )
+    became_ready = np.array([math.isfinite(w.ready_s) for w in record.workers], dtype=bool)
+    startup = np.array([w.ready_s - w.requested_s for w in record.workers], dtype=np.float64)
+    cold = ~initial & got_machine
+    cold_ready = ~initial & became_ready
+    end_reasons = Counter(w.end_reason for w in record.workers)
+
+    deltas = [(dr.action, dr.delta) for dr in record.decisions]
+    scale_ups = sum(1 for act, dl in deltas if dl > 0 and act not in _NOT_SCALE_UP_ACTIONS)
+    scale_downs = sum(1 for _, dl in deltas if dl < 0)
+    blocked = sum(1 for dr in record.decisions if dr.reason.startswith("blocked"))
+
+    wall = float(record.wall_s)
+    summary: dict[str, Any] = {
+        "requests": {
+            "arrived": n,
+            "completed": n_completed,
+            "failed": n_failed,
+            "in_flight": n_in_flight,
+            "retried": int((req.retries > 0).sum()),
+            "retries_total": int(req.retries.astype(np.int64).sum()),
+            "measured": n_measured,
+            "failed_by_reason": failed_by_reason,
+        },
+        "latency_e2e_s": latency_stats(c - a),
+        "ttft_s": latency_stats(f - a),
+        "queue_s": latency_stats(d - a),
+        "tpot_s": latency_stats(tpot),
+        "slo": {"metric": metric, "threshold_s": float(slo_threshold_s), "attainment": attainment},
+        "cost": {
+            "total_usd": total,
+            "per_hour_usd": total / hours if hours > 0 else None,
+            "per_1k_requests_usd": total / n_completed * 1e3 if n_completed else None,
+            "per_1m_output_tokens_usd": total / out_tokens * 1e6 if out_tokens else None,
+            "on_demand_usd": on_demand_usd,
+            "spot_usd": spot_usd,
+            "on_prem_usd": on_prem_usd,
+            "billing_granularity_s": float(billing_granularity_s),
+        },
+        "workers": {
+            "max": int(w_max) if w_max is not None else 0,
+            "mean": json_float(w_mean),
+            "gpu_hours": float(np.dot(billed, gpus) / 3600.0),
+            "cold_starts": int(cold.sum()),
+            "cold_starts_completed": int(cold_ready.sum()),
+            "cold_start_mean_s": json_float(startup[cold_ready].mean())
+            if cold_ready.any()
+            else None,
+            "preemptions": int(end_reasons.get("preempted", 0)),
+            "provision_failures": int(end_reasons.get("provision_failed", 0)),
+            "scale_ups": scale_ups,
+            "scale_downs": scale_downs,
+            "decisions_blocked": blocked,
+            "total_started": len(record.workers),
+        },
+        "queue": {
+            "mean_len": json_float(record.queue_area / horizon) if horizon > 0 else None,
+            "max_len": int(max(record.queue.queue_len)) if record.queue.queue_len else None,
+        },
+        "sim": {
+            "seed": int(record.seed),
+            "horizon_s": horizon,
+            "warmup_s": float(warmup_s),
+            "wall_s": wall,
+            "events": int(record.events),
+            "requests_per_wall_s": n / wall if wall > 0 else None,
+        },
+        "warnings": warnings,
+        "scenario": to_jsonable(mask_secrets(scenario_dict or {})),
+    }
+    summary = to_jsonable(summary)
+
+    billed_workers = _workers_frame(record.workers, billed, cost)
+    return Result(
+        summary=summary,
+        requests=_requests_frame(req, request_id),
+        workers=billed_workers,
+        decisions=_decisions_frame(record.decisions),
+        timeline=_series_frame(record.timeline, TIMELINE_COLUMNS),
+        queue=_series_frame(record.queue, QUEUE_COLUMNS),
+        record=record,
+    )

@@ -1,0 +1,214 @@
+"""The run report: ``report.md`` with headline numbers, workers, decisions, warnings and plots."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from sim.report.plots import write_plots
+
+if TYPE_CHECKING:
+    from sim.metrics.result import Result
+
+MAX_WORKER_ROWS = 30
+MAX_REASON_ROWS = 25
+_METRICS_DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
+_NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+
+
+def _s(v: float | None, digits: int = 3) -> str:
+    return "–" if v is None else f"{v:.{digits}g} s"
+
+
+def _usd(v: float | None) -> str:
+    return "–" if v is None else f"${v:,.2f}"
+
+
+def _num(v: float | int | None, fmt: str = ",") -> str:
+    return "–" if v is None else format(v, fmt)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out.extend("| " + " | ".join(r) + " |" for r in rows)
+    return out
+
+
+def _headline(s: dict[str, Any]) -> list[str]:
+    r, c, w, slo = s["requests"], s["cost"], s["workers"], s["slo"]
+    e2e, ttft = s["latency_e2e_s"], s["ttft_s"]
+    att = slo["attainment"]
+    rows = [
+        ["cost per hour", _usd(c["per_hour_usd"])],
+        ["total cost", _usd(c["total_usd"]) + f" (on-demand {_usd(c['on_demand_usd'])}, spot {_usd(c['spot_usd'])}, on-prem {_usd(c['on_prem_usd'])})"],
+        ["cost per 1k requests", _usd(c["per_1k_requests_usd"])],
+        ["E2E latency p50 / p95 / p99", " / ".join(_s(e2e[k]) for k in ("p50", "p95", "p99"))],
+        ["TTFT p50 / p95 / p99", " / ".join(_s(ttft[k]) for k in ("p50", "p95", "p99"))],
+        [f"SLO attainment ({slo['metric'].upper()} ≤ {slo['threshold_s']:g} s)", "–" if att is None else f"{att:.2%}"],
+        ["requests completed / failed / in flight", f"{r['completed']:,} / {r['failed']:,} / {r['in_flight']:,} (of {r['arrived']:,} arrived)"],
+        ["workers max / mean", f"{w['max']} / {_num(w['mean'], '.2f')}"],
+        ["GPU-hours billed", _num(w["gpu_hours"], ",.2f")],
+        ["cold starts", f"{w['cold_starts']}" + (f" (mean start-up {_s(w['cold_start_mean_s'])})" if w.get("cold_start_mean_s") is not None else "")],
+        ["preemptions", str(w["preemptions"])],
+        ["scale-ups / scale-downs", f"{w['scale_ups']} / {w['scale_downs']}"],
+    ]  # fmt: skip
+    failed = {k: v for k, v in r.get("failed_by_reason", {}).items() if v}
+    if failed:
+        rows.append(["failed by reason", ", ".join(f"{k}: {v:,}" for k, v in failed.items())])
+    return _table(["metric", "value"], rows)
+
+
+def _t(v: Any) -> str:
+    return "–" if pd.isna(v) else f"{v:,.1f}"
+
+
+def _workers_section(workers: pd.DataFrame) -> list[str]:
+    if workers.empty:
+        return ["No workers were started."]
+    if len(workers) <= MAX_WORKER_ROWS:
+        rows = []
+        for w in workers.to_dict("records"):
+            kind = "on-prem" if w["on_prem"] else ("spot" if w["spot"] else "on-demand")
+            where = f"{w['cloud']}/{w['zone']}" if w["zone"] else str(w["cloud"])
+            rows.append([
+                str(w["worker_id"]), f"{w['gpus']}× {w['gpu']}", where, kind, "yes" if w["initial"] else "",
+                _t(w["requested_s"]), _t(w["ready_s"]), _t(w["drain_s"]), _t(w["terminated_s"]),
+                str(w["end_reason"]) or "running", f"{w['requests_served']:,}", f"{w['billed_s'] / 3600:,.3f}",
+                _usd(w["cost_usd"]),
+            ])  # fmt: skip
+        header = ["id", "shape", "cloud/zone", "kind", "initial", "requested s", "ready s", "drain s",
+                  "terminated s", "end", "served", "billed h", "cost"]  # fmt: skip
+        return _table(header, rows)
+    kinds = (
+        workers["spot"]
+        .map({True: "spot", False: "on-demand"})
+        .where(~workers["on_prem"], "on-prem")
+    )
+    shape = workers["gpus"].astype(str) + "× " + workers["gpu"].astype(str)
+    g = workers.assign(kind=kinds, shape=shape).groupby(["shape", "cloud", "kind"], observed=True)
+    agg = g.agg(
+        workers=("worker_id", "size"), served=("requests_served", "sum"),
+        billed_s=("billed_s", "sum"), cost=("cost_usd", "sum"),
+    ).reset_index()  # fmt: skip
+    rows = [
+        [str(r["shape"]), str(r["cloud"]), str(r["kind"]), f"{r['workers']:,}", f"{r['served']:,}",
+         f"{r['billed_s'] / 3600:,.2f}", _usd(r["cost"])]
+        for r in agg.to_dict("records")
+    ]  # fmt: skip
+    ends = workers["end_reason"].replace("", "running").value_counts()
+    lines = [
+        f"{len(workers):,} workers (per-worker rows in `workers.parquet`), grouped by shape, cloud and kind:",
+        "",
+    ]
+    lines += _table(["shape", "cloud", "kind", "workers", "served", "billed h", "cost"], rows)
+    lines += ["", "End reasons: " + ", ".join(f"{k}: {v:,}" for k, v in ends.items())]
+    return lines
+
+
+def _reason_kind(reason: str) -> str:
+    # Reasons carry the tick's numbers ("S=5.2>upper=4"); group them by their shape.
+    return _NUMBER.sub("#", reason) if reason else "(none)"
+
+
+def _decisions_section(dec: pd.DataFrame) -> list[str]:
+    if dec.empty:
+        return ["The autoscaler neither acted nor was blocked."]
+    counts = (
+        dec.assign(reason=dec["reason"].map(_reason_kind))
+        .groupby(["action", "reason"], observed=True)
+        .agg(
+            count=("time_s", "size"),
+            workers=("delta", "sum"),
+            first=("time_s", "min"),
+            last=("time_s", "max"),
+        )
+        .reset_index()
+        .sort_values("count", ascending=False)
+    )
+    rows = [
+        [str(r["action"]), f"`{r['reason']}`", f"{r['count']:,}", f"{r['workers']:+,}", _t(r["first"]),
+         _t(r["last"])]
+        for r in counts.head(MAX_REASON_ROWS).to_dict("records")
+    ]  # fmt: skip
+    lines = [f"{len(dec):,} decisions (every tick that acted or was blocked; all in `decisions.csv`). "
+             "Numbers in reasons are shown as `#`.", ""]  # fmt: skip
+    lines += _table(["action", "reason", "count", "workers Δ", "first s", "last s"], rows)
+    if len(counts) > MAX_REASON_ROWS:
+        lines += ["", f"… and {len(counts) - MAX_REASON_ROWS} more (action, reason) pairs."]
+    return lines
+
+
+def _metrics_link(out_dir: Path) -> str:
+    # A relative link only works when the report sits inside the checkout (results/...).
+    repo = _METRICS_DOC.parents[1]
+    out = out_dir.resolve()
+    if _METRICS_DOC.exists() and out.is_relative_to(repo):
+        rel = os.path.relpath(_METRICS_DOC, out)
+        return f"[docs/metrics.md]({Path(rel).as_posix()})"
+    return "`docs/metrics.md` in the simulator's repository"
+
+
+def render_report(result: Result, out_dir: str | Path = ".") -> str:
+    """The markdown text of the run report (plots are referenced by file name)."""
+    s = result.summary
+    sim, scen = s["sim"], s.get("scenario") or {}
+    dep = scen.get("deployment") or {}
+    title = scen.get("name") or dep.get("name") or "simulation run"
+    policy = (scen.get("autoscaler") or {}).get("policy")
+    what = ", ".join(
+        x for x in (
+            f"model `{dep['model']}`" if dep.get("model") else "",
+            f"policy `{policy}`" if policy else "",
+            f"seed {sim['seed']}",
+            f"horizon {sim['horizon_s']:,.0f} s",
+            f"warm-up {sim['warmup_s']:,.0f} s" if sim.get("warmup_s") else "",
+        ) if x
+    )  # fmt: skip
+    lines = [f"# Run report: {title}", "", what + ".", "", "## Headline", ""]
+    lines += _headline(s)
+    lines += ["", "![Latency CDF](latency_cdf.png)", "", "## Workers", ""]
+    lines += _workers_section(result.workers)
+    lines += [
+        "",
+        "![Workers and queue over time](workers_queue.png)",
+        "",
+        "## Autoscaler decisions",
+        "",
+    ]
+    lines += _decisions_section(result.decisions)
+    lines += ["", "## Cost", "", "![Cost over time](cost.png)", ""]
+    warnings = s.get("warnings") or []
+    lines += ["## Warnings", ""]
+    lines += [f"- {w}" for w in warnings] if warnings else ["None."]
+    q = s.get("queue", {}).get("mean_len")
+    rps = sim.get("requests_per_wall_s")
+    lines += [
+        "",
+        "## Assumptions",
+        "",
+        f"Metric definitions: {_metrics_link(Path(out_dir))}. Latency percentiles are over completed "
+        f"requests arriving after the warm-up ({sim.get('warmup_s', 0):g} s); failed and in-flight "
+        "requests are excluded from percentiles and count as SLO misses. Cost is billed from VM "
+        f"start to termination (or the horizon) in granules of {s['cost'].get('billing_granularity_s', 1):g} s; "
+        "cost per hour divides by the horizon. Mean workers is time-weighted over the horizon."
+        + (f" Mean gateway queue length {q:.3g}." if q is not None else ""),
+        "",
+        f"Simulated {sim['events']:,} events in {sim['wall_s']:.2f} s wall"
+        + (f" ({rps:,.0f} requests per wall second)." if rps is not None else "."),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_report(result: Result, out_dir: str | Path) -> Path:
+    """Write report.md and its three PNG plots into ``out_dir``; return the report's path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_plots(result, out)
+    path = out / "report.md"
+    path.write_text(render_report(result, out), encoding="utf-8")
+    return path
