@@ -211,6 +211,12 @@ class SpotSpec(_Section):
         ge=0,
         description="Wait this long for spot capacity before falling back to on-demand.",
     )
+    on_demand_base: int = Field(
+        default=0,
+        ge=0,
+        description="Keep this many workers on-demand even when spot is allowed (SkyServe's "
+        "base on-demand fallback); spot only above it.",
+    )
 
     def resolved_notice_s(self, cloud: str) -> float:
         """The notice period for ``cloud``: the explicit value, else the cloud's default."""
@@ -235,11 +241,6 @@ class FleetSpec(_Section):
     catalog: str = Field(
         default="builtin", description="GPU/instance/price catalog: builtin or a path."
     )
-    cloud: str = Field(
-        default="aws",
-        description="Default cloud (prices, spot notice) when the deployment names none.",
-    )
-    region: str = Field(default="us-east-1", description="Default region of the workers.")
     cold_start: ColdStartSpec = Field(
         default_factory=ColdStartSpec, description="Cold-start stage model."
     )
@@ -321,6 +322,12 @@ class GatewaySpec(_Section):
         default=0.0,
         ge=0,
         description="Round trip added to requests served outside the gateway's cloud/region (s).",
+    )
+    admission_burst_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="With autoscaler.throughput_cap: admission, the token bucket holds this many "
+        "seconds of max_throughput_rate (output tokens) as burst.",
     )
 
 
@@ -523,9 +530,6 @@ class Scenario(_Section):
             return self.sim.slo.threshold_s
         return float(self.deployment.autoscaling_config.upper_allowed_latency_sec)
 
-    def spot_notice_s(self) -> float:
-        """The spot notice period with null resolved from ``fleet.cloud``."""
-        return self.fleet.spot.resolved_notice_s(self.fleet.cloud)
 
 
 # --- paths ----------------------------------------------------------------------------------------

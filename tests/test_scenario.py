@@ -96,7 +96,7 @@ def test_minimal_scenario_has_documented_defaults() -> None:
     sc = scenario_from_dict({"deployment": DEPLOYMENT, "workload": WORKLOAD})
     assert sc.name == "chat-8b"  # from deployment.name
     assert (
-        sc.fleet.catalog == "builtin" and sc.fleet.cloud == "aws" and sc.fleet.region == "us-east-1"
+        sc.fleet.catalog == "builtin" and sc.fleet.spot.on_demand_base == 0
     )
     assert sc.fleet.billing_granularity_s == 1 and sc.fleet.on_prem_gpu_hour_usd == 0
     assert sc.fleet.cold_start.provision_s == StageDist(median=90, sigma=0.6)
@@ -154,11 +154,10 @@ def test_resolved_helpers() -> None:
     sc = scenario_from_dict(_data())
     assert sc.metric() == "ttft" and sc.serving_kind() == "llm"
     assert sc.slo_metric() == "ttft" and sc.slo_threshold_s() == 4
-    assert sc.spot_notice_s() == 120
-    emb = scenario_from_dict(
-        _data(), overrides=["deployment.inf_type=embedding", "fleet.cloud=gcp"]
-    )
-    assert emb.metric() == "e2e" and emb.serving_kind() == "embedding" and emb.spot_notice_s() == 30
+    assert sc.fleet.spot.resolved_notice_s("AWS") == 120
+    emb = scenario_from_dict(_data(), overrides=["deployment.inf_type=embedding"])
+    assert emb.metric() == "e2e" and emb.serving_kind() == "embedding"
+    assert sc.fleet.spot.resolved_notice_s("gcp") == 30
     assert AutoscalerSpec(metric="queue").resolved_metric("llm") == "queue"
     explicit = scenario_from_dict(_data(sim={"slo": {"metric": "e2e", "threshold_s": 10}}))
     assert explicit.slo_metric() == "e2e" and explicit.slo_threshold_s() == 10

@@ -22,6 +22,7 @@ from simpy.events import NORMAL as _NORMAL
 from sim.engine.record import (
     COMPLETED,
     FAIL_PREEMPTED,
+    FAIL_REJECTED,
     FAIL_TIMEOUT,
     FAIL_TOO_LARGE,
     FAILED,
@@ -36,6 +37,14 @@ from sim.engine.service import SERVICES, EmbeddingService, LlmService, QueueingS
 from sim.fleet.model import FleetModel, WorkerShape
 from sim.policies.base import Decision, Observation
 from sim.rng import Streams
+
+
+def asc_admission(scenario: Any) -> bool:
+    """Whether ``max_throughput_rate`` is enforced by admission control at the gateway."""
+    return (
+        scenario.autoscaler.throughput_cap == "admission"
+        and float(scenario.deployment.max_throughput_rate or 0) > 0
+    )
 
 
 class _Call:
@@ -55,10 +64,11 @@ STARTING, READY, DRAINING, TERMINATED = 0, 1, 2, 3
 class Worker:
     """One worker: lifecycle state, its service model and its record."""
 
-    __slots__ = ("wid", "shape", "service", "state", "record", "version")
+    __slots__ = ("wid", "shape", "service", "state", "record", "version", "rtt_s")
 
-    def __init__(self, wid: int, shape: WorkerShape, record: WorkerRecord) -> None:
+    def __init__(self, wid: int, shape: WorkerShape, record: WorkerRecord, rtt_s: float) -> None:
         self.wid = wid
+        self.rtt_s = rtt_s  # network round trip between the gateway and this worker
         self.shape = shape
         self.service: Any = None
         self.state = STARTING
@@ -116,6 +126,12 @@ class Engine:
         self.exact = sv.mode == "exact"
         self.timeout_s = float(scenario.gateway.request_timeout_s)
         self.rtt_s = float(scenario.gateway.network_rtt_s)
+        tcap = float(self.deployment.max_throughput_rate or 0)
+        self.admission_rate = tcap if asc_admission(scenario) else 0.0
+        self.bucket = self.bucket_depth = self.admission_rate * float(
+            scenario.gateway.admission_burst_s
+        )
+        self._bucket_t = 0.0
         asc = scenario.autoscaler
         self.tick_s = float(asc.decision_interval_s)
         self.metric = scenario.metric()
@@ -131,6 +147,7 @@ class Engine:
         self.resolved = 0
         self.running = 0
         self.workers: list[Worker] = []
+        self.alive: list[Worker] = []  # not terminated (billed or about to be)
         self.ready: list[Worker] = []
         self.n_active = 0  # N: starting or ready
         self.n_starting = 0
@@ -183,9 +200,9 @@ class Engine:
         wall0 = time.perf_counter()
         sc = self.scenario
         start_cold = sc.sim.start == "cold"
-        shape = self.fleet.shape_for(self.deployment)
-        for _ in range(int(self.deployment.initial_worker_config.min_workers)):
-            self._add_worker(shape, initial=True, cold=start_cold)
+        self._request_workers(
+            int(self.deployment.initial_worker_config.min_workers), initial=True, cold=start_cold
+        )
         self._record_timeline()
         if self.n:
             self.schedule(self.arrival[0], self._on_arrival)
@@ -219,6 +236,9 @@ class Engine:
         self.last_arrival_t = t
         if rid + 1 < self.n:
             self.schedule(self.arrival[rid + 1] - t, self._on_arrival)
+        if self.admission_rate and not self._admit(rid, t):
+            self._fail(rid, t, FAIL_REJECTED)
+            return
         q = self.queue
         self.queue_area += len(q) * (t - self._q_last_t)
         self._q_last_t = t
@@ -227,6 +247,18 @@ class Engine:
             self._dispatch()
         if self.progress is not None and not rid % 4096:
             self.progress(t)
+
+    def _admit(self, rid: int, t: float) -> bool:
+        """Token bucket on output tokens at ``max_throughput_rate`` (``throughput_cap: admission``)."""
+        self.bucket = min(
+            self.bucket_depth, self.bucket + (t - self._bucket_t) * self.admission_rate
+        )
+        self._bucket_t = t
+        need = self.output[rid]
+        if need > self.bucket:
+            return False
+        self.bucket -= need
+        return True
 
     def _dispatch(self) -> None:
         q = self.queue
@@ -298,11 +330,11 @@ class Engine:
     # -- service callbacks (Host protocol) -----------------------------------------------------
     def first_token(self, rid: int, t: float) -> None:
         """Record the first token of ``rid``."""
-        self.first_t[rid] = t + self.rtt_s
+        self.first_t[rid] = t + self.workers[self.worker_of[rid]].rtt_s
 
     def completed(self, worker_id: int, rids: list[int], t: float) -> None:
         """Requests finished on a worker: record them and refill the worker from the queue."""
-        rtt = self.rtt_s
+        rtt = self.workers[worker_id].rtt_s
         done_t, status, arrival = self.done_t, self.status, self.arrival
         tc = t + rtt
         # The autoscaler's latency metric of each request, from the column it is based on.
@@ -343,9 +375,10 @@ class Engine:
             region=shape.region, zone=shape.zone, spot=shape.spot, on_prem=shape.on_prem,
             initial=initial, price_per_hour_usd=shape.price_per_hour_usd, requested_s=t,
         )
-        w = Worker(wid, shape, rec)
+        w = Worker(wid, shape, rec, self._rtt_to(shape))
         w.service = self._make_service(w)
         self.workers.append(w)
+        self.alive.append(w)
         self.n_active += 1
         if initial and not cold:
             rec.provisioned_s = t
@@ -361,6 +394,34 @@ class Engine:
             self.schedule(prov, lambda _e: self._on_provisioned(w, v, load))
             self._record_timeline()  # N counts a worker from the moment it is requested
         return w
+
+    def _rtt_to(self, shape: WorkerShape) -> float:
+        """The gateway-worker round trip: paid by workers outside the gateway's cloud/region."""
+        gw = self.deployment.gateway_config
+        if gw is None or self.rtt_s == 0:
+            return 0.0
+        same_cloud = shape.cloud.lower() == str(gw.name).lower()
+        same_region = not gw.region or gw.region == shape.region
+        return 0.0 if same_cloud and same_region else self.rtt_s
+
+    def _on_demand_workers(self) -> int:
+        return sum(
+            1 for w in self.alive
+            if w.state in (STARTING, READY) and not w.shape.spot and not w.shape.on_prem
+        )
+
+    def _request_workers(self, k: int, *, initial: bool = False, cold: bool = True) -> int:
+        """Place and start ``k`` workers; returns how many could be placed."""
+        placed = 0
+        for _ in range(k):
+            shape = self.fleet.place(
+                self.deployment, initial=initial, on_demand_workers=self._on_demand_workers()
+            )
+            if shape is None:
+                break
+            self._add_worker(shape, initial=initial, cold=cold)
+            placed += 1
+        return placed
 
     def _make_service(self, w: Worker) -> Any:
         kind = self.service_kind
@@ -421,9 +482,11 @@ class Engine:
         self._record_timeline()
         if was_active:
             # The replacement is requested at notice time, outside the cooldowns.
-            shape = self.fleet.shape_for(self.deployment)
-            self._add_worker(shape)
-            self._log(Decision("replace", 1, f"spot preemption notice for worker {w.wid}"))
+            placed = self._request_workers(1)
+            self._log(
+                Decision("replace", placed, f"spot preemption notice for worker {w.wid}"
+                         + ("" if placed else "; blocked: on-prem full"))
+            )
         self.schedule(self.fleet.notice_s(w.shape), lambda _e: self._on_preempted(w, version))
 
     def _on_preempted(self, w: Worker, version: int) -> None:
@@ -469,6 +532,8 @@ class Engine:
             self._record_timeline()
 
     def _terminate(self, w: Worker, reason: str) -> None:
+        self.alive.remove(w)
+        self.fleet.release(w.shape)
         w.state = TERMINATED
         w.version += 1
         w.record.terminated_s = self.env._now
@@ -478,7 +543,7 @@ class Engine:
     def _victims(self, k: int) -> list[Worker]:
         """Which ``k`` workers to drain: cloud before on-prem, most expensive first, then fewest
         requests in flight, then newest."""
-        active = [w for w in self.workers if w.state in (STARTING, READY)]
+        active = [w for w in self.alive if w.state in (STARTING, READY)]
         active.sort(
             key=lambda w: (
                 w.shape.on_prem,
@@ -493,10 +558,7 @@ class Engine:
     def _record_timeline(self) -> None:
         tl = self.timeline
         t = self.env._now
-        billed = [
-            w for w in self.workers
-            if w.state != TERMINATED and not math.isnan(w.record.provisioned_s)
-        ]
+        billed = [w for w in self.alive if not math.isnan(w.record.provisioned_s)]
         point = (
             self.n_active,
             len(self.ready),
@@ -540,24 +602,33 @@ class Engine:
         return float(np.percentile(values, q)), n, window
 
     def _addable(self, t: float) -> tuple[int, str]:
-        limits: list[tuple[int, str]] = [(self.max_workers - self.n_active, "max_workers")]
-        cap = float(self.deployment.max_price_per_hour or 0)
+        dep = self.deployment
+        limits: list[tuple[int, str]] = [
+            (self.max_workers - self.n_active, "max_workers"),
+            (self.fleet.placeable(dep), "on-prem full"),
+        ]
+        cap = float(dep.max_price_per_hour or 0)
         if cap > 0:
-            price = self.fleet.shape_for(self.deployment).price_per_hour_usd
-            current = sum(
-                w.shape.price_per_hour_usd for w in self.workers if w.state != TERMINATED
+            nxt = self.fleet.place(
+                dep, initial=False, on_demand_workers=self._on_demand_workers(), peek=True
             )
+            price = nxt.price_per_hour_usd if nxt is not None else 0.0
+            current = self._price_now()
             room = int(math.floor((cap - current) / price + 1e-9)) if price > 0 else 1 << 30
             limits.append((room, "price cap"))
-        tcap = float(self.deployment.max_throughput_rate or 0)
+        tcap = float(dep.max_throughput_rate or 0)
         if tcap > 0 and self.scenario.autoscaler.throughput_cap == "scale":
             rated = sum(
                 w.service.rated_tokens_per_s()
-                for w in self.workers if w.state in (STARTING, READY)
+                for w in self.alive if w.state in (STARTING, READY)
             )
             limits.append((0 if rated > tcap else 1 << 30, "throughput cap"))
         room, name = min(limits, key=lambda x: x[0])
         return max(room, 0), name
+
+    def _price_now(self) -> float:
+        """Summed hourly price of all non-terminated workers (what the price cap bounds)."""
+        return sum(w.shape.price_per_hour_usd for w in self.alive)
 
     def _on_tick(self, _e: Any) -> None:
         t = self.env._now
@@ -566,9 +637,7 @@ class Engine:
         arrived = self.next_arrival
         in_window = arrived - bisect_right(self.arrival, t - window, 0, arrived)
         addable, limit = self._addable(t)
-        current_price = sum(
-            w.shape.price_per_hour_usd for w in self.workers if w.state != TERMINATED
-        )
+        current_price = self._price_now()
         obs = Observation(
             time_s=t, workers=self.n_active, ready=len(self.ready), starting=self.n_starting,
             queue_len=len(self.queue), running=self.running, statistic=s,
@@ -589,9 +658,7 @@ class Engine:
 
     def _apply(self, d: Decision, obs: Observation) -> None:
         if d.delta > 0:
-            shape = self.fleet.shape_for(self.deployment)
-            for _ in range(d.delta):
-                self._add_worker(shape)
+            self._request_workers(d.delta)
         elif d.delta < 0:
             reason = "scale_to_zero" if d.action == "to_zero" else "scale_down"
             for w in self._victims(-d.delta):

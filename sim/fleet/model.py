@@ -1,7 +1,11 @@
-"""The world model of the fleet: worker shapes and their prices, cold starts, spot preemption.
+"""The world model of the fleet: where each new worker goes and what it costs, cold starts, spot.
 
-Everything random here draws from its own named stream (``cold_start``, ``preemption``), so
-a change in one sub-model never shifts another's numbers.
+Placement follows DESIGN §4: on-prem GPUs first when ``use_on_prem`` (cloud overflow only
+with ``use_cloudburst``); in the cloud, the configured GPU shape for the initial fleet and,
+with ``use_same_gpus_when_scaling``, for every scale-up — otherwise each new worker takes the
+cheapest feasible offer of the catalog (any GPU type and count that holds the model, in the
+allowed clouds, spot when allowed). Every random draw comes from its own named stream
+(``cold_start``, ``preemption``), so one sub-model never shifts another's numbers.
 """
 
 from __future__ import annotations
@@ -11,11 +15,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sim.errors import ConfigError
+from sim.fleet.catalog import Catalog
 from sim.fleet.gpus import canonical_gpu
+from sim.fleet.offers import ChosenOffer, cheapest_offer, shape_offer
 from sim.rng import Streams
 
 if TYPE_CHECKING:
+    from sim.serving.models import ModelSpec
     from sim.serving.profiles import Profile
+
 
 @dataclass(frozen=True)
 class WorkerShape:
@@ -25,12 +33,13 @@ class WorkerShape:
     gpus: int
     cloud: str
     region: str
-    zone: str
+    zone: str  # the on-prem node id for on-prem workers
     spot: bool
     on_prem: bool
     price_per_hour_usd: float
     profile: Profile | None  # None for the plain queueing service models
     weights_gb: float
+    instance_type: str = ""
 
 
 def _lognormal(rng: Any, median: float, sigma: float) -> float:
@@ -42,84 +51,195 @@ def _lognormal(rng: Any, median: float, sigma: float) -> float:
 
 
 class FleetModel:
-    """Resolves worker shapes, samples cold starts and spot lifetimes for one run."""
+    """Places new workers, samples their cold starts and spot lifetimes, for one run."""
 
     def __init__(self, scenario: Any, streams: Streams) -> None:
         self.scenario = scenario
         self._cold_rng = streams.get("cold_start")
         self._preempt_rng = streams.get("preemption")
-        self._shapes: dict[tuple[str, int, bool], WorkerShape] = {}
+        self._catalog: Catalog | None = None
+        self._shapes: dict[tuple[Any, ...], WorkerShape] = {}
+        self._profiles: dict[tuple[str, int], Profile] = {}
+        self._model: ModelSpec | None = None
+        nodes = scenario.fleet.on_prem_nodes
+        self._node_gpu = {n.id: canonical_gpu(n.gpu) for n in nodes}
+        self._node_free = {n.id: int(n.gpus) for n in nodes}
+        self._token_model = scenario.serving_kind() in ("llm", "embedding")
 
-    # -- shapes -----------------------------------------------------------------------------
-    def shape_for(self, deployment: Any) -> WorkerShape:
-        """The shape a new worker of ``deployment`` gets (the configured GPU × count)."""
-        iwc = deployment.initial_worker_config
-        gpu = canonical_gpu(iwc.initial_workers_gpu)
-        gpus = int(iwc.initial_workers_gpu_num)
-        spot = bool(deployment.allow_spot_instances)
-        key = (gpu, gpus, spot)
-        if key not in self._shapes:
-            self._shapes[key] = self._build_shape(deployment, gpu, gpus, spot)
-        return self._shapes[key]
+    # -- catalog and model ------------------------------------------------------------------
+    @property
+    def catalog(self) -> Catalog:
+        """The price catalog (built-in or ``fleet.catalog``), loaded on first use."""
+        if self._catalog is None:
+            sc = self.scenario
+            ref = sc.fleet.catalog
+            self._catalog = Catalog.load(
+                ref if ref == "builtin" else sc.resolve_path(ref), base_dir=None
+            )
+        return self._catalog
 
-    def _build_shape(self, deployment: Any, gpu: str, gpus: int, spot: bool) -> WorkerShape:
-        sc = self.scenario
-        serving_kind = sc.serving_kind()
-        profile: Profile | None = None
-        weights_gb = 0.0
-        if serving_kind in ("llm", "embedding"):
-            from sim.serving.models import min_gpus_to_fit, resolve_model
+    def _spec(self, deployment: Any) -> ModelSpec:
+        if self._model is None:
+            from sim.serving.models import resolve_model
+
+            self._model = resolve_model(deployment.base_model or deployment.model)
+        return self._model
+
+    def _gpus_for(self, deployment: Any, gpu: str) -> int:
+        gpus = int(deployment.initial_worker_config.initial_workers_gpu_num)
+        if gpus == 0 and self._token_model:
+            from sim.serving.models import min_gpus_to_fit
+
+            return min_gpus_to_fit(
+                self._spec(deployment), gpu, self.scenario.serving.gpu_memory_utilization
+            )
+        return max(gpus, 1)
+
+    def _fits(self, deployment: Any) -> Any:
+        if not self._token_model:
+            return lambda gpu, gpus: True
+        from sim.serving.models import memory_shortfall_gb
+
+        spec, util = self._spec(deployment), self.scenario.serving.gpu_memory_utilization
+        return lambda gpu, gpus: memory_shortfall_gb(spec, gpu, gpus, util) <= 0
+
+    def _profile(self, deployment: Any, gpu: str, gpus: int) -> Profile | None:
+        if not self._token_model:
+            return None
+        key = (gpu, gpus)
+        if key not in self._profiles:
             from sim.serving.profiles import get_profile
 
-            model = resolve_model(deployment.base_model or deployment.model)
-            if gpus == 0:
-                gpus = min_gpus_to_fit(model, gpu, sc.serving.gpu_memory_utilization)
-            path = None if sc.serving.profile == "builtin" else sc.serving.profile
-            profile = get_profile(
-                model, gpu, gpus, gpu_memory_utilization=sc.serving.gpu_memory_utilization,
-                path=path,
+            sv = self.scenario.serving
+            path = None if sv.profile == "builtin" else str(self.scenario.resolve_path(sv.profile))
+            self._profiles[key] = get_profile(
+                self._spec(deployment), gpu, gpus,
+                gpu_memory_utilization=sv.gpu_memory_utilization, path=path,
             )
-            weights_gb = model.weights_gb
-        gpus = max(gpus, 1)
-        price, is_spot = self._price(gpu, gpus, spot)
-        return WorkerShape(
-            gpu=gpu, gpus=gpus, cloud=sc.fleet.cloud, region=sc.fleet.region, zone="",
-            spot=is_spot, on_prem=False, price_per_hour_usd=price, profile=profile,
-            weights_gb=weights_gb,
-        )
+        return self._profiles[key]
 
-    def _price(self, gpu: str, gpus: int, spot: bool) -> tuple[float, bool]:
-        from sim.fleet.catalog import Catalog
+    # -- placement ----------------------------------------------------------------------------
+    def place(
+        self, deployment: Any, *, initial: bool, on_demand_workers: int, peek: bool = False
+    ) -> WorkerShape | None:
+        """The shape of the next worker, or None when it cannot be placed (on-prem full and
+        no cloudburst). ``peek`` leaves on-prem GPUs unclaimed (for price-cap checks)."""
+        iwc = deployment.initial_worker_config
+        if iwc.use_on_prem:
+            shape = self._on_prem(deployment, claim=not peek)
+            if shape is not None:
+                return shape
+            if not iwc.use_cloudburst:
+                return None
+        return self._cloud(deployment, initial=initial, on_demand_workers=on_demand_workers)
 
+    def release(self, shape: WorkerShape) -> None:
+        """Give an on-prem worker's GPUs back to its node."""
+        if shape.on_prem:
+            self._node_free[shape.zone] += shape.gpus
+
+    def placeable(self, deployment: Any) -> int:
+        """How many more workers can be placed (unbounded unless on-prem only)."""
+        iwc = deployment.initial_worker_config
+        if not iwc.use_on_prem or iwc.use_cloudburst:
+            return 1 << 30
+        total = 0
+        for node in self._nodes(deployment):
+            total += self._node_free[node] // self._gpus_for(deployment, self._node_gpu[node])
+        return total
+
+    def _nodes(self, deployment: Any) -> list[str]:
+        ids = list(deployment.initial_worker_config.on_prem_node_ids) or list(self._node_gpu)
+        unknown = [i for i in ids if i not in self._node_gpu]
+        if unknown:
+            raise ConfigError(
+                f"unknown on-prem node id(s) {unknown}; fleet.on_prem_nodes has "
+                f"{sorted(self._node_gpu) or 'none'}",
+                field="deployment.initial_worker_config.on_prem_node_ids",
+            )
+        return ids
+
+    def _on_prem(self, deployment: Any, *, claim: bool) -> WorkerShape | None:
+        for node in self._nodes(deployment):
+            gpu = self._node_gpu[node]
+            gpus = self._gpus_for(deployment, gpu)
+            if self._node_free[node] < gpus or not self._fits(deployment)(gpu, gpus):
+                continue
+            if claim:
+                self._node_free[node] -= gpus
+            key = ("on_prem", node, gpus)
+            if key not in self._shapes:
+                self._shapes[key] = WorkerShape(
+                    gpu=gpu, gpus=gpus, cloud="on-prem", region="", zone=node, spot=False,
+                    on_prem=True,
+                    price_per_hour_usd=gpus * float(self.scenario.fleet.on_prem_gpu_hour_usd),
+                    profile=self._profile(deployment, gpu, gpus), weights_gb=self._weights(deployment),
+                    instance_type=node,
+                )
+            return self._shapes[key]
+        return None
+
+    def _weights(self, deployment: Any) -> float:
+        return self._spec(deployment).weights_gb if self._token_model else 0.0
+
+    def _cloud(self, deployment: Any, *, initial: bool, on_demand_workers: int) -> WorkerShape:
+        iwc = deployment.initial_worker_config
         sc = self.scenario
-        catalog = Catalog.builtin() if sc.fleet.catalog == "builtin" else Catalog.from_path(
-            sc.fleet.catalog
+        clouds = tuple(deployment.cloud_providers)
+        # SkyServe-style base: the first workers stay on-demand even when spot is allowed.
+        spot = bool(deployment.allow_spot_instances) and (
+            on_demand_workers >= int(sc.fleet.spot.on_demand_base)
         )
-        if spot:
-            try:
-                p = catalog.price_per_hour(gpu, gpus, cloud=sc.fleet.cloud, spot=True)
-            except ConfigError:
-                p = None
-            if p is not None and math.isfinite(p):
-                return float(p), True
-        return float(catalog.price_per_hour(gpu, gpus, cloud=sc.fleet.cloud, spot=False)), False
+        same_shape = initial or iwc.use_same_gpus_when_scaling or not self._token_model
+        if iwc.instance_types:
+            key: tuple[Any, ...] = ("types", tuple(iwc.instance_types), clouds, spot)
+        elif same_shape:
+            gpu = canonical_gpu(iwc.initial_workers_gpu)
+            key = ("shape", gpu, self._gpus_for(deployment, gpu), clouds, spot)
+        else:
+            key = ("cheapest", clouds, spot)
+        if key in self._shapes:
+            return self._shapes[key]
+        chosen: ChosenOffer
+        if key[0] == "types":
+            chosen = cheapest_offer(
+                self.catalog, fits=self._fits(deployment), clouds=clouds,
+                instance_types=tuple(iwc.instance_types), allow_spot=spot,
+            )
+        elif key[0] == "shape":
+            chosen = shape_offer(self.catalog, key[1], key[2], clouds=clouds, allow_spot=spot)
+        else:
+            chosen = cheapest_offer(
+                self.catalog, fits=self._fits(deployment), clouds=clouds, allow_spot=spot
+            )
+        o = chosen.offer
+        shape = WorkerShape(
+            gpu=o.gpu, gpus=o.gpus, cloud=o.cloud, region=o.region, zone=o.zone,
+            spot=chosen.spot, on_prem=False, price_per_hour_usd=float(chosen.usd_per_h),
+            profile=self._profile(deployment, o.gpu, o.gpus), weights_gb=self._weights(deployment),
+            instance_type=o.instance_type,
+        )
+        self._shapes[key] = shape
+        return shape
 
     # -- cold start -------------------------------------------------------------------------
     def cold_start(self, shape: WorkerShape, warm_pool: bool) -> tuple[float, float]:
         """(provisioning seconds, loading seconds) for a new worker of ``shape``.
 
         Loading = image pull + weight download (weights / bandwidth) + engine start. From the
-        shared warm pool (``enable_speedup_shared``) each stage takes the warm-pool figures.
+        shared warm pool (``enable_speedup_shared``) each stage takes the warm-pool figures;
+        on-prem GPUs need no VM, so they skip provisioning.
         """
         cs = self.scenario.fleet.cold_start
         st = cs.warm_pool if warm_pool else cs
         rng = self._cold_rng
+        # Draw every stage even when unused, so one knob never shifts the other stages' draws.
         provision = _lognormal(rng, st.provision_s.median, st.provision_s.sigma)
         pull = _lognormal(rng, st.image_pull_s.median, st.image_pull_s.sigma)
         engine = _lognormal(rng, st.engine_start_s.median, st.engine_start_s.sigma)
         bw = st.weight_download_gb_per_s
         download = shape.weights_gb / bw if bw > 0 else 0.0
-        return provision, pull + download + engine
+        return (0.0 if shape.on_prem else provision), pull + download + engine
 
     # -- spot ------------------------------------------------------------------------------
     def time_to_preemption(self, shape: WorkerShape) -> float:
@@ -129,10 +249,7 @@ class FleetModel:
             return math.inf
         if pre.kind == "hazard":
             return float(self._preempt_rng.exponential(pre.mean_time_to_preemption_s))
-        raise ConfigError(
-            "trace-driven preemption is not implemented yet; use kind: hazard or none",
-            field="fleet.spot.preemption.kind",
-        )
+        return math.inf  # kind: trace — preemptions come from the capacity series
 
     def notice_s(self, shape: WorkerShape) -> float:
         """Preemption notice period of the worker's cloud."""

@@ -108,6 +108,8 @@ class ScalegenPolicy:
                 t,
             )
 
+        if n == 0:
+            return NO_OP  # at zero with nothing waiting: only an arrival brings a worker back
         nothing_finished = obs.finished_in_window == 0
         want_up = not nothing_finished and s > p.upper_s
         want_down = (nothing_finished or s < p.lower_s) and obs.ready > max(p.min_workers, 1)
