@@ -77,6 +77,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         raise SimError("sim run needs a SCENARIO.yaml, or --deployment CREATE.json --trace FILE")
     validate_scenario(scenario)
+    out = Path(args.out) if args.out else Path("results") / scenario.name
+    if args.seeds:
+        return _run_replications(scenario, args, out)
     seed = scenario.sim.seed if args.seed is None else args.seed
     workload = build_workload(scenario.workload, Streams(seed), scenario.base_dir)
     total = float(scenario.sim.horizon_s or (workload.arrival_s[-1] if len(workload) else 0.0))
@@ -86,13 +89,62 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-    out = Path(args.out) if args.out else Path("results") / scenario.name
     write_result(result, out)
     write_report(result, out)
     if not args.quiet:
         print(_headline(result.summary))
         print(f"wrote {out}/ (summary.json, requests.parquet, workers.parquet, decisions.csv, report.md, plots)")
     return 0
+
+
+def _run_replications(scenario: Any, args: argparse.Namespace, out: Path) -> int:
+    """``sim run --seeds``: one full output folder per seed plus replications.json."""
+    from sim.io import write_json, write_result
+    from sim.replicate import parse_seeds, replicate, replication_summary
+
+    seeds = parse_seeds(args.seeds)
+    bar = None
+    if not args.quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(seeds), unit="run", desc="replications", leave=False)
+
+    def done(seed: int, result: Any) -> None:
+        write_result(result, out / f"seed-{seed}")
+        if bar is not None:
+            bar.update(1)
+
+    try:
+        results = replicate(scenario, seeds, workers=args.workers, on_done=done)
+    finally:
+        if bar is not None:
+            bar.close()
+    agg = replication_summary(results)
+    write_json(agg, out / "replications.json")
+    if not args.quiet:
+        print(_replication_table(agg))
+        print(f"wrote {out}/ (seed-*/ per replication, replications.json)")
+    return 0
+
+
+def _replication_table(agg: dict[str, Any]) -> str:
+    rows = [
+        ("cost per hour (USD)", ("cost", "per_hour_usd")),
+        ("E2E p50 (s)", ("latency_e2e_s", "p50")),
+        ("E2E p95 (s)", ("latency_e2e_s", "p95")),
+        ("TTFT p95 (s)", ("ttft_s", "p95")),
+        ("SLO attainment", ("slo", "attainment")),
+        ("workers mean", ("workers", "mean")),
+    ]
+    lines = [f"{agg['replications']['n']} replications, mean ± 95% CI half-width"]
+    for label, path in rows:
+        leaf = agg.get(path[0], {}).get(path[1], {})
+        mean, half = leaf.get("mean"), leaf.get("half_width")
+        if mean is None:
+            lines.append(f"{label:22s} n/a")
+        else:
+            lines.append(f"{label:22s} {mean:.4g} ± {half if half is not None else float('nan'):.2g}")
+    return "\n".join(lines)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -129,6 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", metavar="PATH=VALUE",
                      help="override a scenario field, e.g. deployment.autoscaling_config.time_window_sec=120")
     run.add_argument("--seed", type=int, help="random seed (default: sim.seed)")
+    run.add_argument("--seeds", metavar="SPEC",
+                     help="replications, e.g. 1-10 or 1,2,7: mean and 95%% CI of every figure")
+    run.add_argument("--workers", type=int, default=1, metavar="N",
+                     help="processes for --seeds (default 1)")
     run.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario name>)")
     run.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
     run.set_defaults(func=cmd_run)
