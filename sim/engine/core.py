@@ -374,6 +374,8 @@ class Engine:
             worker_id=wid, gpu=shape.gpu, gpus=shape.gpus, cloud=shape.cloud,
             region=shape.region, zone=shape.zone, spot=shape.spot, on_prem=shape.on_prem,
             initial=initial, price_per_hour_usd=shape.price_per_hour_usd, requested_s=t,
+            instance_type=shape.instance_type,
+            on_demand_price_per_hour_usd=shape.on_demand_price_per_hour_usd,
         )
         w = Worker(wid, shape, rec, self._rtt_to(shape))
         w.service = self._make_service(w)
@@ -495,6 +497,10 @@ class Engine:
         t = self.env._now
         lost = w.service.abort() if w.service is not None else []
         self.running -= len(lost)
+        if lost:
+            # The lost requests shared the worker's GPUs; their service so far is redone.
+            served = sum(t - self.dispatch_t[rid] for rid in lost)
+            w.record.lost_work_gpu_s = served * w.shape.gpus / len(lost)
         on_fail = self.scenario.fleet.spot.on_preempt == "fail"
         requeue = []
         for rid in lost:

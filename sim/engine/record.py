@@ -83,6 +83,9 @@ class WorkerRecord:
     terminated_s: float = float("nan")
     end_reason: str = ""  # scale_down | scale_to_zero | preempted | update | horizon | provision_failed
     requests_served: int = 0
+    instance_type: str = ""
+    on_demand_price_per_hour_usd: float = float("nan")  # what the same shape costs on-demand
+    lost_work_gpu_s: float = 0.0  # GPU-seconds of service lost to preemption (redone on retry)
     billed_s: float = 0.0
     cost_usd: float = 0.0
 

@@ -40,6 +40,7 @@ class WorkerShape:
     profile: Profile | None  # None for the plain queueing service models
     weights_gb: float
     instance_type: str = ""
+    on_demand_price_per_hour_usd: float = float("nan")  # the same shape on-demand
 
 
 def _lognormal(rng: Any, median: float, sigma: float) -> float:
@@ -175,6 +176,7 @@ class FleetModel:
                     price_per_hour_usd=gpus * float(self.scenario.fleet.on_prem_gpu_hour_usd),
                     profile=self._profile(deployment, gpu, gpus), weights_gb=self._weights(deployment),
                     instance_type=node,
+                    on_demand_price_per_hour_usd=gpus * float(self.scenario.fleet.on_prem_gpu_hour_usd),
                 )
             return self._shapes[key]
         return None
@@ -218,6 +220,9 @@ class FleetModel:
             spot=chosen.spot, on_prem=False, price_per_hour_usd=float(chosen.usd_per_h),
             profile=self._profile(deployment, o.gpu, o.gpus), weights_gb=self._weights(deployment),
             instance_type=o.instance_type,
+            on_demand_price_per_hour_usd=float(
+                o.on_demand_usd_per_h if chosen.spot else chosen.usd_per_h
+            ),
         )
         self._shapes[key] = shape
         return shape

@@ -209,6 +209,8 @@ def _workers_frame(
     }  # fmt: skip
     float_cols = (
         "price_per_hour_usd",
+        "on_demand_price_per_hour_usd",
+        "lost_work_gpu_s",
         "requested_s",
         "provisioned_s",
         "ready_s",
@@ -216,7 +218,7 @@ def _workers_frame(
         "terminated_s",
     )
     df = df.astype({**dtypes, **dict.fromkeys(float_cols, np.float64)})
-    for c in ("gpu", "cloud", "region", "zone", "end_reason"):
+    for c in ("gpu", "cloud", "region", "zone", "end_reason", "instance_type"):
         df[c] = df[c].astype(str)
     df["billed_s"] = billed.astype(np.float64)
     df["cost_usd"] = cost.astype(np.float64)
@@ -354,6 +356,13 @@ def build_result(
     on_prem_usd = float(cost[on_prem].sum())
     spot_usd = float(cost[spot & ~on_prem].sum())
     on_demand_usd = float(cost[~spot & ~on_prem].sum())
+    od_price = np.array(
+        [w.on_demand_price_per_hour_usd for w in record.workers], dtype=np.float64
+    )
+    # What the spot workers would have cost on-demand for the same billed time.
+    spot_od = spot & ~on_prem & np.isfinite(od_price)
+    spot_savings = float((billed[spot_od] / 3600.0 * od_price[spot_od]).sum() - cost[spot_od].sum())
+    lost_work = float(sum(w.lost_work_gpu_s for w in record.workers))
     out_tokens = int(req.output_tokens[completed].sum())
     hours = horizon / 3600.0
 
@@ -412,6 +421,7 @@ def build_result(
             "on_demand_usd": on_demand_usd,
             "spot_usd": spot_usd,
             "on_prem_usd": on_prem_usd,
+            "spot_savings_usd": spot_savings,
             "billing_granularity_s": float(billing_granularity_s),
         },
         "workers": {
@@ -424,6 +434,7 @@ def build_result(
             if cold_ready.any()
             else None,
             "preemptions": int(end_reasons.get("preempted", 0)),
+            "lost_work_gpu_s": lost_work,
             "provision_failures": int(end_reasons.get("provision_failed", 0)),
             "scale_ups": scale_ups,
             "scale_downs": scale_downs,

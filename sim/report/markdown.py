@@ -152,6 +152,27 @@ def _metrics_link(out_dir: Path) -> str:
     return "`docs/metrics.md` in the simulator's repository"
 
 
+def _spot_section(s: dict[str, Any]) -> list[str]:
+    """Spot: what it saved, what preemption cost in lost work and retried requests."""
+    c, w, r = s["cost"], s["workers"], s["requests"]
+    if not c.get("spot_usd") and not w.get("preemptions"):
+        return []
+    saved = c.get("spot_savings_usd") or 0.0
+    equivalent = c["spot_usd"] + saved
+    share = f" ({saved / equivalent:.0%} of their on-demand price)" if equivalent > 0 else ""
+    return [
+        "## Spot",
+        "",
+        f"Spot workers cost {_usd(c['spot_usd'])}; the same workers on-demand for the same billed "
+        f"time would have cost {_usd(equivalent)}: spot saved {_usd(saved)}{share}. "
+        f"{w['preemptions']} preemption(s) sent {r['retried']:,} request(s) back to the queue "
+        f"({r.get('retries_total', r['retried']):,} retries) and lost "
+        f"{w.get('lost_work_gpu_s', 0.0):,.0f} GPU-seconds of work that was redone; replacement "
+        "workers paid cold starts, which shows in the latency tail and the cold-start count.",
+        "",
+    ]
+
+
 def render_report(result: Result, out_dir: str | Path = ".") -> str:
     """The markdown text of the run report (plots are referenced by file name)."""
     s = result.summary
@@ -181,6 +202,7 @@ def render_report(result: Result, out_dir: str | Path = ".") -> str:
     ]
     lines += _decisions_section(result.decisions)
     lines += ["", "## Cost", "", "![Cost over time](cost.png)", ""]
+    lines += _spot_section(s)
     warnings = s.get("warnings") or []
     lines += ["## Warnings", ""]
     lines += [f"- {w}" for w in warnings] if warnings else ["None."]

@@ -1,0 +1,232 @@
+"""Fleet realism in the engine: spot preemption, placement, on-prem/cloudburst, caps, cost split."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+from sim import scenario_from_dict, simulate
+from sim.fleet.catalog import Catalog
+from sim.fleet.offers import shape_offer
+from sim.report import render_report
+
+MODEL = "meta-llama/Meta-Llama-3-8B"
+
+
+def _scenario(deployment: dict[str, Any] | None = None, **sections: Any) -> Any:
+    dep: dict[str, Any] = {
+        "name": "fleet",
+        "model": MODEL,
+        "cloud_providers": ["AWS"],
+        "initial_worker_config": {"min_workers": 2, "initial_workers_gpu": "A100",
+                                  "initial_workers_gpu_num": 1},
+    }
+    dep.update(deployment or {})
+    data: dict[str, Any] = {
+        "name": "fleet",
+        "deployment": dep,
+        "workload": {"kind": "poisson", "rate_per_s": 1.0, "duration_s": 3600,
+                     "prompt_tokens": 10, "output_tokens": 10},
+        "serving": {"kind": "exponential", "mean_s": 1.0, "max_batch": 1},
+        "autoscaler": {"policy": "fixed"},
+    }
+    data.update(sections)
+    return scenario_from_dict(data)
+
+
+def _spot_fleet(
+    mean_ttp_s: float, *, on_preempt: str = "retry", hours: float = 20.0, notice_s: float | None = None
+) -> Any:
+    return _scenario(
+        {"allow_spot_instances": True,
+         "initial_worker_config": {"min_workers": 10, "initial_workers_gpu": "A100",
+                                   "initial_workers_gpu_num": 1}},
+        workload={"kind": "poisson", "rate_per_s": 4.0, "duration_s": hours * 3600,
+                  "prompt_tokens": 10, "output_tokens": 10},
+        fleet={"spot": {"preemption": {"kind": "hazard", "mean_time_to_preemption_s": mean_ttp_s},
+                        "on_preempt": on_preempt, "notice_s": notice_s}},
+    )
+
+
+def test_hazard_preemptions_match_the_rate() -> None:
+    """Preemption count over ~200 spot worker-hours is within 3 sigma of exposure / mean time to preemption."""
+    res = simulate(_spot_fleet(7200.0), seed=3)
+    w = res.workers[res.workers.spot]
+    # Exposure: VM running until the preemption notice (drain) or the end of the run.
+    end = np.where(w.end_reason == "preempted", w.drain_s, w.terminated_s)
+    exposure_h = float(np.nansum(end - w.provisioned_s)) / 3600.0
+    expected = exposure_h / 2.0
+    observed = int((w.end_reason == "preempted").sum())
+    assert exposure_h > 150
+    assert abs(observed - expected) <= 3 * math.sqrt(expected), (observed, expected)
+    assert res.summary["workers"]["preemptions"] == observed
+
+
+def test_heavy_preemption_loses_no_request() -> None:
+    """With a preemption every ~10 minutes per worker, every request still ends completed, failed or in flight."""
+    for on_preempt in ("retry", "fail"):
+        # No notice period: requests in service at the notice are cut off, not finished.
+        res = simulate(_spot_fleet(600.0, on_preempt=on_preempt, hours=2.0, notice_s=0), seed=1)
+        r = res.summary["requests"]
+        assert r["arrived"] == r["completed"] + r["failed"] + r["in_flight"]
+        assert res.summary["workers"]["preemptions"] > 50
+        failed = res.requests[res.requests.status == "failed"]
+        assert (failed.fail_reason != "").all()
+        if on_preempt == "retry":
+            assert r["retried"] > 0 and r["failed_by_reason"]["preempted"] == 0
+        else:
+            assert r["failed_by_reason"]["preempted"] > 0
+
+
+def test_replacement_requested_at_notice() -> None:
+    """Every preemption notice requests a replacement at the same instant, logged as 'replace'."""
+    res = simulate(_spot_fleet(1800.0, hours=2.0), seed=2)
+    notices = sorted(res.workers.loc[res.workers.end_reason == "preempted", "drain_s"])
+    replaced = sorted(res.decisions.loc[res.decisions.action == "replace", "time_s"])
+    assert notices and notices == replaced
+
+
+def test_cost_split_sums_to_total_and_spot_is_cheaper() -> None:
+    """On-demand + spot + on-prem = total; the spot twin is cheaper and the report explains by how much."""
+    spot = simulate(_spot_fleet(10800.0, hours=4.0), seed=1)
+    on_demand = simulate(
+        _scenario({"initial_worker_config": {"min_workers": 10, "initial_workers_gpu": "A100",
+                                             "initial_workers_gpu_num": 1}},
+                  workload={"kind": "poisson", "rate_per_s": 4.0, "duration_s": 4 * 3600,
+                            "prompt_tokens": 10, "output_tokens": 10}),
+        seed=1,
+    )
+    for res in (spot, on_demand):
+        c = res.summary["cost"]
+        assert c["on_demand_usd"] + c["spot_usd"] + c["on_prem_usd"] == pytest.approx(c["total_usd"])
+    assert spot.summary["cost"]["total_usd"] < on_demand.summary["cost"]["total_usd"]
+    assert spot.summary["cost"]["spot_savings_usd"] > 0
+    text = render_report(spot)
+    assert "## Spot" in text and "spot saved" in text
+
+
+def test_price_cap_never_exceeded() -> None:
+    """With max_price_per_hour fitting 3 A100 workers, the summed price of live workers never exceeds it."""
+    price = shape_offer(Catalog.builtin(), "A100", 1, clouds=("AWS",)).usd_per_h
+    sc = _scenario(
+        {"max_price_per_hour": 3 * price + 0.01,
+         "initial_worker_config": {"min_workers": 1, "initial_workers_gpu": "A100",
+                                   "initial_workers_gpu_num": 1, "use_same_gpus_when_scaling": True},
+         "autoscaling_config": {"scaling_up_timeout_sec": 30, "upper_allowed_latency_sec": 1,
+                                "lower_allowed_latency_sec": 0.5}},
+        workload={"kind": "poisson", "rate_per_s": 5.0, "duration_s": 1800,
+                  "prompt_tokens": 10, "output_tokens": 10},
+        autoscaler={"policy": "scalegen"},
+    )
+    res = simulate(sc, seed=1)
+    assert res.summary["workers"]["max"] == 3
+    assert (res.timeline.cost_rate_usd_per_h <= 3 * price + 0.01 + 1e-9).all()
+    assert (res.decisions.reason == "blocked: price cap").any()
+
+
+def test_heterogeneous_scale_ups_take_the_cheapest_feasible_offer() -> None:
+    """use_same_gpus_when_scaling false: scale-ups go to the cheapest GPU that holds the model, each with its own profile."""
+    sc = _scenario(
+        {"cloud_providers": ["AWS"],
+         "initial_worker_config": {"min_workers": 1, "initial_workers_gpu": "A100",
+                                   "initial_workers_gpu_num": 1, "use_same_gpus_when_scaling": False},
+         "autoscaling_config": {"scaling_up_timeout_sec": 60, "upper_allowed_latency_sec": 0.3,
+                                "lower_allowed_latency_sec": 0.05}},
+        workload={"kind": "poisson", "rate_per_s": 30.0, "duration_s": 900,
+                  "prompt_tokens": {"dist": "lognormal", "mean": 500, "cv": 1.0},
+                  "output_tokens": {"dist": "lognormal", "mean": 200, "cv": 1.0}},
+        serving={"kind": "llm"},
+        autoscaler={"policy": "scalegen"},
+    )
+    res = simulate(sc, seed=1)
+    w = res.workers
+    assert w.loc[w.initial, "gpu"].tolist() == ["A100"]
+    scaled = w[~w.initial]
+    assert len(scaled) > 0 and set(scaled.gpu) == {"L4"}  # $0.80/h, 24 GB holds 16 GB of weights
+    assert (scaled.price_per_hour_usd < w.loc[w.initial, "price_per_hour_usd"].iloc[0]).all()
+
+
+def test_instance_types_restrict_offers() -> None:
+    """instance_types replaces the GPU shape: workers run on the listed instance type only."""
+    sc = _scenario({"initial_worker_config": {"min_workers": 2, "instance_types": ["g6e.xlarge"]}})
+    res = simulate(sc, seed=1)
+    assert set(res.workers.instance_type) == {"g6e.xlarge"} and set(res.workers.gpu) == {"L40S"}
+
+
+def test_on_demand_base_keeps_first_workers_on_demand() -> None:
+    """fleet.spot.on_demand_base 3 with spot allowed: 3 on-demand workers, the rest spot."""
+    sc = _scenario(
+        {"allow_spot_instances": True,
+         "initial_worker_config": {"min_workers": 5, "initial_workers_gpu": "A100",
+                                   "initial_workers_gpu_num": 1}},
+        fleet={"spot": {"on_demand_base": 3, "preemption": {"kind": "none"}}},
+    )
+    w = simulate(sc, seed=1).workers
+    assert (~w.spot).sum() == 3 and w.spot.sum() == 2
+
+
+def test_on_prem_first_then_cloudburst() -> None:
+    """On-prem GPUs fill first (no provisioning, on-prem price); overflow goes to the cloud only with cloudburst."""
+    nodes = [{"id": "rack-a", "gpu": "A100", "gpus": 2}]
+    base = {"use_on_prem": True, "on_prem_node_ids": ["rack-a"], "min_workers": 4,
+            "initial_workers_gpu": "A100", "initial_workers_gpu_num": 1}
+    burst = simulate(
+        _scenario({"initial_worker_config": {**base, "use_cloudburst": True}},
+                  fleet={"on_prem_nodes": nodes, "on_prem_gpu_hour_usd": 0.5}),
+        seed=1,
+    )
+    w = burst.workers
+    assert w.on_prem.sum() == 2 and (~w.on_prem).sum() == 2
+    assert (w.loc[w.on_prem, "price_per_hour_usd"] == 0.5).all()
+    assert burst.summary["cost"]["on_prem_usd"] > 0
+    no_burst = simulate(
+        _scenario({"initial_worker_config": {**base, "use_cloudburst": False}},
+                  fleet={"on_prem_nodes": nodes}),
+        seed=1,
+    )
+    assert no_burst.workers.on_prem.all() and len(no_burst.workers) == 2
+    assert (no_burst.decisions.reason == "blocked: on-prem full").any()
+
+
+def test_admission_cap_rejects_excess() -> None:
+    """throughput_cap admission: a token bucket at max_throughput_rate output tokens/s rejects the excess."""
+    sc = _scenario(
+        {"max_throughput_rate": 20},  # 2 requests/s of 10 tokens, against 4 arriving per second
+        workload={"kind": "poisson", "rate_per_s": 4.0, "duration_s": 1800,
+                  "prompt_tokens": 10, "output_tokens": 10},
+        autoscaler={"policy": "fixed", "throughput_cap": "admission"},
+        gateway={"admission_burst_s": 5},
+    )
+    r = simulate(sc, seed=1).summary["requests"]
+    share = r["failed_by_reason"]["rejected"] / r["arrived"]
+    assert share == pytest.approx(0.5, abs=0.05)
+
+
+def test_gateway_round_trip_outside_its_cloud() -> None:
+    """A gateway in another cloud adds gateway.network_rtt_s to every request's first token and completion."""
+    def run(gw_cloud: str) -> Any:
+        # The cheapest AWS A100 zone in the built-in catalog is in us-east-2.
+        return simulate(
+            _scenario({"gateway_config": {"name": gw_cloud, "region": "us-east-2"}},
+                      gateway={"network_rtt_s": 0.05}),
+            seed=1,
+        )
+
+    near, far = run("AWS"), run("DATACRUNCH")
+    assert set(near.workers.region) == {"us-east-2"}
+    diff = (far.requests.completion_s - far.requests.arrival_s) - (
+        near.requests.completion_s - near.requests.arrival_s
+    )
+    assert np.allclose(diff, 0.05)
+
+
+@pytest.mark.parametrize("granularity", [60.0, 3600.0])
+def test_billing_granularity_rounds_up(granularity: float) -> None:
+    """Coarser billing never costs less, and each worker's billed time is a multiple of the granule."""
+    fine = simulate(_scenario(), seed=1)
+    coarse = simulate(_scenario(fleet={"billing_granularity_s": granularity}), seed=1)
+    assert coarse.summary["cost"]["total_usd"] >= fine.summary["cost"]["total_usd"]
+    assert np.allclose(np.mod(coarse.workers.billed_s, granularity), 0)
