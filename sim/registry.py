@@ -36,7 +36,7 @@ class Registry(Generic[T]):
         if ":" in name:
             module, _, attr = name.partition(":")
             try:
-                return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+                return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return,unused-ignore]
             except (ImportError, AttributeError) as exc:
                 raise KeyError(f"cannot import {self.kind} {name!r}: {exc}") from None
         close = difflib.get_close_matches(name, self._items, n=1)

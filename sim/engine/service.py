@@ -27,7 +27,10 @@ if TYPE_CHECKING:
 class Host(Protocol):
     """What a service needs from the engine."""
 
-    now: float
+    @property
+    def now(self) -> float:
+        """Current simulated time."""
+
     prompt: list[int]
     output: list[int]
     service_time: list[float]
