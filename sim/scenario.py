@@ -178,9 +178,25 @@ class PreemptionSpec(_Section):
         gt=0,
         description="Mean time to preemption of a spot worker (hazard model), seconds.",
     )
-    trace_path: str | None = Field(
+    trace_path: str | list[str] | None = Field(
         default=None,
-        description="Spot capacity trace (kind: trace); relative to the scenario file.",
+        description="Spot capacity trace (kind: trace): a JSON file, a list of them or a folder, "
+        "one zone per file named <zone>_...json; relative to the scenario file.",
+    )
+    polarity: Literal["available", "preempted"] = Field(
+        default="available",
+        description="How a 0/1 trace reads: 1 = capacity available (default) or 1 = preempted.",
+    )
+    repeat: bool = Field(
+        default=True, description="Tile the trace when the run is longer than it (else hold the last value)."
+    )
+    time_scale: float = Field(
+        default=1.0, gt=0, description="Stretch (>1) or compress (<1) the trace's time axis."
+    )
+    binary_capacity: int = Field(
+        default=1,
+        ge=1,
+        description="Instances one 'available' tick of a 0/1 trace stands for.",
     )
 
     @model_validator(mode="after")

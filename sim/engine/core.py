@@ -65,11 +65,12 @@ STARTING, READY, DRAINING, TERMINATED = 0, 1, 2, 3
 class Worker:
     """One worker: lifecycle state, its service model and its record."""
 
-    __slots__ = ("wid", "shape", "service", "state", "record", "version", "rtt_s")
+    __slots__ = ("wid", "shape", "service", "state", "record", "version", "rtt_s", "acquired")
 
     def __init__(self, wid: int, shape: WorkerShape, record: WorkerRecord, rtt_s: float) -> None:
         self.wid = wid
         self.rtt_s = rtt_s  # network round trip between the gateway and this worker
+        self.acquired = True  # holds its instance (False while waiting for spot capacity)
         self.shape = shape
         self.service: Any = None
         self.state = STARTING
@@ -204,6 +205,9 @@ class Engine:
             int(self.deployment.initial_worker_config.min_workers), initial=True, cold=start_cold
         )
         self._record_timeline()
+        if self.fleet.market is not None:
+            self._capacity_changes = self.fleet.market.changes(0.0)
+            self._schedule_next_capacity_change()
         if self.n:
             self.schedule(self.arrival[0], self._on_arrival)
         self.schedule(0.0, self._on_tick)
@@ -382,20 +386,99 @@ class Engine:
         self.workers.append(w)
         self.alive.append(w)
         self.n_active += 1
-        if initial and not cold:
+        if shape.awaiting_capacity:
+            self.n_starting += 1
+            self._await_spot(w, initial)
+            self._record_timeline()
+        elif initial and not cold:
             rec.provisioned_s = t
             self._on_ready(w, w.version)
             self._arm_preemption(w)
         else:
             self.n_starting += 1
-            warm = (
-                not initial and bool(self.deployment.autoscaling_config.enable_speedup_shared)
-            )
-            prov, load = self.fleet.cold_start(shape, warm)
-            v = w.version
-            self.schedule(prov, lambda _e: self._on_provisioned(w, v, load))
+            self._provision(w, initial)
             self._record_timeline()  # N counts a worker from the moment it is requested
         return w
+
+    def _provision(self, w: Worker, initial: bool) -> None:
+        warm = not initial and bool(self.deployment.autoscaling_config.enable_speedup_shared)
+        prov, load = self.fleet.cold_start(w.shape, warm)
+        v = w.version
+        self.schedule(prov, lambda _e: self._on_provisioned(w, v, load))
+
+    # -- trace-driven spot capacity ----------------------------------------------------------
+    def _spot_counts(self) -> dict[str, int]:
+        """Spot instances held per zone (workers under preemption notice no longer count)."""
+        counts: dict[str, int] = {}
+        for w in self.alive:
+            if w.shape.spot and w.acquired and w.record.end_reason != "preempted":
+                counts[w.shape.zone] = counts.get(w.shape.zone, 0) + 1
+        return counts
+
+    def _await_spot(self, w: Worker, initial: bool) -> None:
+        """No spot capacity anywhere: wait for the zone's capacity up to spot_acquire_timeout_s,
+        then give up on spot and request an on-demand worker instead."""
+        market = self.fleet.market
+        assert market is not None
+        w.acquired = False
+        t = self.env._now
+        limit = float(self.scenario.fleet.spot.spot_acquire_timeout_s)
+        zone = w.shape.zone
+        free_at = market.next_available(zone, t, self._spot_counts().get(zone, 0))
+        v = w.version
+        if free_at - t <= limit:
+            self.schedule(free_at - t, lambda _e: self._on_spot_capacity(w, v, initial))
+        else:
+            self.schedule(limit, lambda _e: self._spot_fallback(w, v))
+
+    def _on_spot_capacity(self, w: Worker, version: int, initial: bool) -> None:
+        if version != w.version:
+            return
+        market = self.fleet.market
+        assert market is not None
+        zone = w.shape.zone
+        if market.can_acquire(zone, self.env._now, self._spot_counts().get(zone, 0)):
+            w.acquired = True
+            self._provision(w, initial)
+        else:  # another worker took the capacity first
+            self._spot_fallback(w, version)
+
+    def _spot_fallback(self, w: Worker, version: int) -> None:
+        if version != w.version:
+            return
+        self.n_starting -= 1
+        self.n_active -= 1
+        self._terminate(w, "provision_failed")
+        shape = self.fleet.place(
+            self.deployment, initial=False, on_demand_workers=self._on_demand_workers(),
+            allow_spot=False,
+        )
+        if shape is not None:
+            self._add_worker(shape)
+            self._log(Decision("replace", 1, f"no spot capacity for worker {w.wid}: on-demand"))
+
+    def _on_capacity_change(self, change: Any) -> None:
+        """A zone's spot capacity changed: preempt the excess (newest first), then wait for the next."""
+        market = self.fleet.market
+        assert market is not None
+        t = self.env._now
+        excess = market.excess(change.zone, t, self._spot_counts().get(change.zone, 0))
+        if excess:
+            held = [
+                w for w in self.alive
+                if w.shape.spot and w.acquired and w.shape.zone == change.zone
+                and w.record.end_reason != "preempted"
+            ]
+            for w in sorted(held, key=lambda w: -w.wid)[:excess]:
+                self._on_preempt_notice(w, w.version)
+        self._schedule_next_capacity_change()
+
+    def _schedule_next_capacity_change(self) -> None:
+        change = next(self._capacity_changes, None)
+        if change is not None:
+            self.schedule(
+                max(change.time_s - self.env._now, 0.0), lambda _e: self._on_capacity_change(change)
+            )
 
     def _rtt_to(self, shape: WorkerShape) -> float:
         """The gateway-worker round trip: paid by workers outside the gateway's cloud/region."""
@@ -415,9 +498,15 @@ class Engine:
     def _request_workers(self, k: int, *, initial: bool = False, cold: bool = True) -> int:
         """Place and start ``k`` workers; returns how many could be placed."""
         placed = 0
+        market = self.fleet.market
         for _ in range(k):
+            room = (
+                market.acquirable_zones(self.env._now, self._spot_counts())
+                if market is not None else None
+            )
             shape = self.fleet.place(
-                self.deployment, initial=initial, on_demand_workers=self._on_demand_workers()
+                self.deployment, initial=initial, on_demand_workers=self._on_demand_workers(),
+                spot_room=room,
             )
             if shape is None:
                 break

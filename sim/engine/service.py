@@ -148,10 +148,12 @@ class LlmService:
         return self.seg_t + self.seg_first + m * self.seg_d1 + self.seg_step * (m * (m - 1) / 2)
 
     def _next_boundary_index(self, t: float) -> int:
-        """Smallest k >= 0 with boundary_time(k) >= t."""
+        """Smallest k >= 1 with boundary_time(k) >= t.
+
+        Never 0: iteration seg_it started at seg_t with its batch already fixed, so a request
+        arriving at that same instant joins at the next boundary (as in exact mode).
+        """
         x = t - self.seg_t - self.seg_first
-        if t <= self.seg_t:
-            return 0
         if x <= 0:
             return 1
         d1, s = self.seg_d1, self.seg_step

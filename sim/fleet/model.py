@@ -18,6 +18,7 @@ from sim.errors import ConfigError
 from sim.fleet.catalog import Catalog
 from sim.fleet.gpus import canonical_gpu
 from sim.fleet.offers import ChosenOffer, cheapest_offer, shape_offer
+from sim.fleet.spot import SpotMarket, load_capacity_traces
 from sim.rng import Streams
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ class WorkerShape:
     weights_gb: float
     instance_type: str = ""
     on_demand_price_per_hour_usd: float = float("nan")  # the same shape on-demand
+    awaiting_capacity: bool = False  # spot with no capacity free: wait or fall back
 
 
 def _lognormal(rng: Any, median: float, sigma: float) -> float:
@@ -66,6 +68,19 @@ class FleetModel:
         self._node_gpu = {n.id: canonical_gpu(n.gpu) for n in nodes}
         self._node_free = {n.id: int(n.gpus) for n in nodes}
         self._token_model = scenario.serving_kind() in ("llm", "embedding")
+        pre = scenario.fleet.spot.preemption
+        self.market: SpotMarket | None = None
+        if pre.kind == "trace":
+            self.market = SpotMarket(
+                load_capacity_traces(
+                    [scenario.resolve_path(p) for p in (
+                        pre.trace_path if isinstance(pre.trace_path, list) else [pre.trace_path]
+                    )],
+                    polarity=pre.polarity,
+                    repeat=pre.repeat, time_scale=pre.time_scale,
+                    binary_capacity=pre.binary_capacity,
+                )
+            )
 
     # -- catalog and model ------------------------------------------------------------------
     @property
@@ -121,10 +136,23 @@ class FleetModel:
 
     # -- placement ----------------------------------------------------------------------------
     def place(
-        self, deployment: Any, *, initial: bool, on_demand_workers: int, peek: bool = False
+        self,
+        deployment: Any,
+        *,
+        initial: bool,
+        on_demand_workers: int,
+        peek: bool = False,
+        spot_room: Any = None,
+        allow_spot: bool = True,
     ) -> WorkerShape | None:
         """The shape of the next worker, or None when it cannot be placed (on-prem full and
-        no cloudburst). ``peek`` leaves on-prem GPUs unclaimed (for price-cap checks)."""
+        no cloudburst). ``peek`` leaves on-prem GPUs unclaimed (for price-cap checks).
+
+        With trace-driven spot, ``spot_room`` is the set of zones with spot capacity to spare
+        now: spot goes only there. A spot shape in a zone outside it (capacity exhausted
+        everywhere) comes back with ``awaiting_capacity`` set, for the engine to wait for
+        capacity or fall back to on-demand.
+        """
         iwc = deployment.initial_worker_config
         if iwc.use_on_prem:
             shape = self._on_prem(deployment, claim=not peek)
@@ -132,7 +160,10 @@ class FleetModel:
                 return shape
             if not iwc.use_cloudburst:
                 return None
-        return self._cloud(deployment, initial=initial, on_demand_workers=on_demand_workers)
+        return self._cloud(
+            deployment, initial=initial, on_demand_workers=on_demand_workers,
+            spot_room=spot_room, allow_spot=allow_spot,
+        )
 
     def release(self, shape: WorkerShape) -> None:
         """Give an on-prem worker's GPUs back to its node."""
@@ -184,35 +215,59 @@ class FleetModel:
     def _weights(self, deployment: Any) -> float:
         return self._spec(deployment).weights_gb if self._token_model else 0.0
 
-    def _cloud(self, deployment: Any, *, initial: bool, on_demand_workers: int) -> WorkerShape:
+    def _cloud(
+        self, deployment: Any, *, initial: bool, on_demand_workers: int,
+        spot_room: Any = None, allow_spot: bool = True,
+    ) -> WorkerShape:
         iwc = deployment.initial_worker_config
         sc = self.scenario
         clouds = tuple(deployment.cloud_providers)
         # SkyServe-style base: the first workers stay on-demand even when spot is allowed.
-        spot = bool(deployment.allow_spot_instances) and (
+        spot = allow_spot and bool(deployment.allow_spot_instances) and (
             on_demand_workers >= int(sc.fleet.spot.on_demand_base)
         )
+        exclude: frozenset[str] = frozenset()
+        awaiting = False
+        if spot and self.market is not None:
+            # Spot only in traced zones with room; with none, wait for the cheapest traced zone.
+            traced = set(self.market.zones)
+            room = set(spot_room or ()) & traced
+            pool = room or traced
+            exclude = frozenset(
+                o.zone for o in self.catalog.offers() if o.zone not in pool
+            )
+            awaiting = not room
+            if not pool & {o.zone for o in self.catalog.offers(clouds=clouds or None)}:
+                raise ConfigError(
+                    f"no spot trace covers a zone the catalog offers in {list(clouds) or 'any cloud'}"
+                    f" (traced zones: {sorted(traced)})",
+                    field="fleet.spot.preemption.trace_path",
+                )
         same_shape = initial or iwc.use_same_gpus_when_scaling or not self._token_model
         if iwc.instance_types:
-            key: tuple[Any, ...] = ("types", tuple(iwc.instance_types), clouds, spot)
+            key: tuple[Any, ...] = ("types", tuple(iwc.instance_types), clouds, spot, exclude)
         elif same_shape:
             gpu = canonical_gpu(iwc.initial_workers_gpu)
-            key = ("shape", gpu, self._gpus_for(deployment, gpu), clouds, spot)
+            key = ("shape", gpu, self._gpus_for(deployment, gpu), clouds, spot, exclude)
         else:
-            key = ("cheapest", clouds, spot)
+            key = ("cheapest", clouds, spot, exclude)
+        key = (*key, awaiting)
         if key in self._shapes:
             return self._shapes[key]
         chosen: ChosenOffer
         if key[0] == "types":
             chosen = cheapest_offer(
                 self.catalog, fits=self._fits(deployment), clouds=clouds,
-                instance_types=tuple(iwc.instance_types), allow_spot=spot,
+                instance_types=tuple(iwc.instance_types), allow_spot=spot, exclude_zones=exclude,
             )
         elif key[0] == "shape":
-            chosen = shape_offer(self.catalog, key[1], key[2], clouds=clouds, allow_spot=spot)
+            chosen = shape_offer(
+                self.catalog, key[1], key[2], clouds=clouds, allow_spot=spot, exclude_zones=exclude
+            )
         else:
             chosen = cheapest_offer(
-                self.catalog, fits=self._fits(deployment), clouds=clouds, allow_spot=spot
+                self.catalog, fits=self._fits(deployment), clouds=clouds, allow_spot=spot,
+                exclude_zones=exclude,
             )
         o = chosen.offer
         shape = WorkerShape(
@@ -223,6 +278,7 @@ class FleetModel:
             on_demand_price_per_hour_usd=float(
                 o.on_demand_usd_per_h if chosen.spot else chosen.usd_per_h
             ),
+            awaiting_capacity=awaiting and chosen.spot,
         )
         self._shapes[key] = shape
         return shape

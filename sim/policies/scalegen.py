@@ -68,6 +68,7 @@ class ScalegenPolicy:
         self.up_since: float | None = None  # sustained: first tick of the current streak
         self.down_since: float | None = None
         self.history: deque[tuple[float, int]] = deque()  # stabilization: (t, recommendation)
+        self.first_tick: float | None = None  # stabilization: windows fill from here
 
     @classmethod
     def from_scenario(cls, deployment: Any, autoscaler: Any) -> ScalegenPolicy:
@@ -82,6 +83,7 @@ class ScalegenPolicy:
             self.last_up = self.last_action = time_s
             self.up_since = self.down_since = None
             self.history.clear()
+            self.first_tick = None
 
     def decide(self, obs: Observation) -> Decision:
         """One control-loop tick (DESIGN §4 steps 1-6)."""
@@ -110,9 +112,11 @@ class ScalegenPolicy:
 
         if n == 0:
             return NO_OP  # at zero with nothing waiting: only an arrival brings a worker back
-        nothing_finished = obs.finished_in_window == 0
-        want_up = not nothing_finished and s > p.upper_s
-        want_down = (nothing_finished or s < p.lower_s) and obs.ready > max(p.min_workers, 1)
+        # S is NaN when the window holds no sample: nothing finished and (with count_waiting)
+        # nothing waits. That reads as "below the lower bound" (idle), never as "above upper".
+        no_sample = math.isnan(s)
+        want_up = not no_sample and s > p.upper_s
+        want_down = (no_sample or s < p.lower_s) and obs.ready > max(p.min_workers, 1)
         if p.timeout_semantics == "cooldown":
             return self._cooldown(obs, want_up, want_down)
         if p.timeout_semantics == "sustained":
@@ -129,7 +133,7 @@ class ScalegenPolicy:
 
     def _down(self, obs: Observation) -> Decision:
         drop = min(self.p.scale_down_step, obs.ready - max(self.p.min_workers, 1))
-        if obs.finished_in_window == 0:
+        if math.isnan(obs.statistic):
             why = "no request finished in window"
         else:
             why = f"S={obs.statistic:.3g}s<lower={self.p.lower_s:g}s"
@@ -178,15 +182,16 @@ class ScalegenPolicy:
         rec = n + 1 if want_up else (n - 1 if want_down else n)
         hist = self.history
         hist.append((t, rec))
+        if self.first_tick is None:
+            self.first_tick = t
         horizon = max(p.up_timeout_s, p.down_timeout_s)
         while hist and hist[0][0] <= t - horizon:
             hist.popleft()
-        # A window shorter than the elapsed time since the first tick is not yet full.
-        up_rec = min(r for s, r in hist if s > t - p.up_timeout_s)
-        down_rec = max(r for s, r in hist if s > t - p.down_timeout_s)
-        first = hist[0][0]
-        up_full = t - first >= p.up_timeout_s or p.up_timeout_s == 0
-        down_full = t - first >= p.down_timeout_s or p.down_timeout_s == 0
+        up_rec = min(r for s, r in hist if s > t - p.up_timeout_s or s == t)
+        down_rec = max(r for s, r in hist if s > t - p.down_timeout_s or s == t)
+        # A window is full once the policy has been observing for the whole timeout.
+        up_full = t - self.first_tick >= p.up_timeout_s
+        down_full = t - self.first_tick >= p.down_timeout_s
         if want_up:
             if up_rec > n and up_full:
                 return self._up(obs)

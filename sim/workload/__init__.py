@@ -1,34 +1,85 @@
-"""Workloads: what arrives — trace loaders, synthetic generators and transforms → :class:`Workload`."""
+"""Workloads: what arrives — trace loaders, synthetic generators and transforms → :class:`Workload`.
+
+The scenario's ``workload:`` section is one of these kinds (``kind:`` picks it)::
+
+    workload: {kind: trace, path: ../shared/data/azure_llm_2023/AzureLLMInferenceTrace_conv.csv}
+    workload: {kind: trace, path: BurstGPT_1.csv, filters: {Model: ChatGPT}, zero_output: drop}
+    workload: {kind: trace, path: log.jsonl, format: jsonl, time_unit: ms,
+               columns: {arrival: ts, prompt: n_in, output: n_out}}
+    workload: {kind: poisson, rate_per_s: 5, duration_s: 3600,
+               prompt_tokens: {dist: lognormal, mean: 1000, cv: 1.2}, output_tokens: 200}
+    workload: {kind: diurnal, mean_rate_per_s: 2, peak_to_trough: 4, duration_s: 604800,
+               weekly_peak_to_trough: 1.5, joint_tokens: {path: trace.csv}}
+    workload: {kind: gamma, rate_per_s: 5, cv: 3, duration_s: 3600, prompt_tokens: 512, output_tokens: 128}
+    workload: {kind: mmpp, rates_per_s: [1, 20], mean_sojourn_s: [600, 60], duration_s: 86400, ...}
+    workload: {kind: step, steps: [{at_s: 0, rate_per_s: 1}, {at_s: 1800, rate_per_s: 8}], ...}
+    workload: {kind: spike, base_rate_per_s: 2, spikes: [{at_s: 600, duration_s: 60, rate_per_s: 40}], ...}
+    workload: {kind: servegen, path: ../shared/data/servegen/m-large, clients: all,
+               mean_rate_per_s: 3, ...}
+    workload: {kind: composite, parts: [{kind: diurnal, ...}, {kind: spike, ...}]}
+
+Every kind takes ``transforms:``, applied in order: ``{op: time_scale, factor}``,
+``{op: rate_scale, factor}``, ``{op: slice, start_s, end_s}``, ``{op: repeat, times | until_s}``,
+``{op: shift, offset_s}``, ``{op: max_requests, n}``. Trace formats: azure, mooncake, burstgpt,
+vidur, csv, jsonl, parquet (``TRACE_FORMATS``); generators are in ``GENERATORS``.
+"""
 
 from sim.workload.build import apply_transform, build_workload
-from sim.workload.generators import GENERATORS
+from sim.workload.generators import GENERATORS, StreamSource, SubStreams
 from sim.workload.spec import (
     ColumnMap,
+    CompositeWorkload,
     ConstantTokens,
     DiurnalWorkload,
+    GammaWorkload,
+    JointTokens,
     LognormalTokens,
+    MMPPWorkload,
     PoissonWorkload,
+    ServeGenWorkload,
+    SpikeWorkload,
+    StepWorkload,
     TokenDist,
     TraceTokens,
     TraceWorkload,
+    Transform,
     WorkloadSpec,
     parse_workload_spec,
 )
-from sim.workload.traces import TRACE_FORMATS, TraceFormat, detect_format, load_trace
+from sim.workload.stats import rate_series, trace_stats
+from sim.workload.traces import (
+    TRACE_FORMATS,
+    TraceFormat,
+    detect_format,
+    load_trace,
+    read_token_column,
+    read_token_pairs,
+    register_format,
+)
 from sim.workload.workload import Workload
 
 __all__ = [
     "GENERATORS",
     "TRACE_FORMATS",
     "ColumnMap",
+    "CompositeWorkload",
     "ConstantTokens",
     "DiurnalWorkload",
+    "GammaWorkload",
+    "JointTokens",
     "LognormalTokens",
+    "MMPPWorkload",
     "PoissonWorkload",
+    "ServeGenWorkload",
+    "SpikeWorkload",
+    "StepWorkload",
+    "StreamSource",
+    "SubStreams",
     "TokenDist",
     "TraceFormat",
     "TraceTokens",
     "TraceWorkload",
+    "Transform",
     "Workload",
     "WorkloadSpec",
     "apply_transform",
@@ -36,4 +87,9 @@ __all__ = [
     "detect_format",
     "load_trace",
     "parse_workload_spec",
+    "rate_series",
+    "read_token_column",
+    "read_token_pairs",
+    "register_format",
+    "trace_stats",
 ]
