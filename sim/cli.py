@@ -164,6 +164,113 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- fidelity and sensitivity commands (sim profile show, sim sensitivity) -------------------
+
+
+def cmd_profile_show(args: argparse.Namespace) -> int:
+    """``sim profile show``: a profile's source, KV room and predicted TTFT/TPOT/throughput."""
+    from sim.errors import ConfigError
+    from sim.fidelity import format_profile_table, profile_table
+    from sim.fleet.gpus import canonical_gpu
+    from sim.serving.profiles import get_profile
+
+    try:
+        batches = [int(b) for b in str(args.batch).split(",") if b.strip()]
+    except ValueError:
+        raise ConfigError(f"expected batch sizes like 1,8,32,128, got {args.batch!r}",
+                          source="--batch") from None
+    profile = get_profile(args.model, canonical_gpu(args.gpu), args.count, path=args.profile)
+    info = profile_table(profile, batches=batches, prompt=args.prompt, context=args.context,
+                         max_batch=args.max_batch)
+    print(format_profile_table(info))
+    return 0
+
+
+def cmd_sensitivity(args: argparse.Namespace) -> int:
+    """``sim sensitivity``: how cost and latency move under each semantic switch (DESIGN §4)."""
+    from sim.replicate import parse_seeds
+    from sim.scenario import load_scenario, validate_scenario
+    from sim.sensitivity import format_table, plot, sensitivity
+
+    scenario = load_scenario(args.scenario, list(args.set or []))
+    validate_scenario(scenario)
+    seeds = parse_seeds(args.seeds)
+    out = Path(args.out) if args.out else Path("results") / f"{scenario.name}-sensitivity"
+    df = sensitivity(scenario, seeds=seeds, workers=args.workers)
+    out.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out / "sensitivity.csv", index=False)
+    plot(df, out / "sensitivity.png", title=f"{scenario.name}: change vs baseline "
+         f"(seeds {args.seeds}, mean of paired differences, 95% CI)")
+    if not args.quiet:
+        print(f"{scenario.name}, seeds {args.seeds}: mean (paired change vs baseline ± 95% CI "
+              "half-width)")
+        print(format_table(df))
+        print(f"wrote {out}/ (sensitivity.csv, sensitivity.png)")
+    return 0
+
+
+def _add_fidelity_commands(sub: Any) -> None:
+    """Register ``sim profile show`` and ``sim sensitivity``."""
+    prof = sub.add_parser("profile", help="inspect performance profiles")
+    prof_sub = prof.add_subparsers(dest="profile_command", required=True)
+    show = prof_sub.add_parser("show", help="predicted TTFT, TPOT and throughput of a worker shape")
+    show.add_argument("model", help="model name or Hugging Face id, e.g. meta-llama/Meta-Llama-3-8B")
+    show.add_argument("gpu", help="GPU type, e.g. A100, H100")
+    show.add_argument("count", type=int, help="GPUs per worker")
+    show.add_argument("--batch", default="1,8,32,128", metavar="B,B,...",
+                      help="batch sizes (running sequences) to show (default 1,8,32,128)")
+    show.add_argument("--prompt", type=int, default=1024, help="prompt tokens for TTFT (default 1024)")
+    show.add_argument("--context", type=int, default=1024,
+                      help="KV context tokens per sequence while decoding (default 1024)")
+    show.add_argument("--max-batch", type=int, default=256,
+                      help="max_batch for the rated throughput (default 256)")
+    show.add_argument("--profile", metavar="PATH", help="user profile file (serving.profile)")
+    show.set_defaults(func=cmd_profile_show)
+
+    sens = sub.add_parser("sensitivity",
+                          help="how cost and latency move under each semantic switch")
+    sens.add_argument("scenario", help="scenario YAML file")
+    sens.add_argument("--seeds", default="1-3", metavar="SPEC",
+                      help="seeds shared by every variant (default 1-3)")
+    sens.add_argument("--workers", type=int, default=1, metavar="N", help="processes (default 1)")
+    sens.add_argument("--set", action="append", metavar="PATH=VALUE", help="override a field")
+    sens.add_argument("--out", metavar="DIR",
+                      help="output folder (default: results/<scenario name>-sensitivity)")
+    sens.add_argument("--quiet", action="store_true", help="do not print the table")
+    sens.set_defaults(func=cmd_sensitivity)
+
+
+# --- end of fidelity and sensitivity commands ----------------------------------------------
+
+
+def cmd_trace_stats(args: argparse.Namespace) -> int:
+    """``sim trace stats``: request count, span, rates, burstiness and token quantiles of a trace."""
+    from sim.report.trace_plot import plot_trace
+    from sim.workload import load_trace, trace_stats
+
+    wl = load_trace(args.file, args.trace_format or "auto")
+    stats = trace_stats(wl, bin_s=args.bin_s)
+    if args.json:
+        print(json.dumps(stats, indent=2, default=float))
+    else:
+        r, ia = stats["rate_per_min"], stats["interarrival_s"]
+        p, o = stats["prompt_tokens"], stats["output_tokens"]
+        print(f"{stats['source']}")
+        print(f"requests        {stats['requests']:,} over {stats['span_s']:,.0f} s"
+              f" ({stats['mean_rate_per_s']:.3g} req/s)")
+        print(f"rate per minute mean {r['mean']:.1f}  p50 {r['p50']:.1f}  peak {r['peak']:.1f}"
+              f" at {r['peak_at_s']:,.0f} s  empty bins {r['empty_bins']}")
+        print(f"inter-arrival   mean {ia['mean']:.3g} s  CV {ia['cv']:.2f} (1 = Poisson)")
+        for name, q in (("prompt tokens", p), ("output tokens", o)):
+            print(f"{name:15s} " + "  ".join(f"{k} {v:,.0f}" for k, v in q.items()
+                                               if isinstance(v, int | float)))
+        for w in stats["warnings"]:
+            print(f"warning: {w}", file=sys.stderr)
+    if args.plot:
+        print(f"wrote {plot_trace(wl, args.plot, bin_s=args.bin_s)}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``sim`` command."""
     parser = argparse.ArgumentParser(
@@ -193,6 +300,16 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("path", help="scenario YAML or create-request JSON")
     val.add_argument("--set", action="append", metavar="PATH=VALUE", help="override a field")
     val.set_defaults(func=cmd_validate)
+    _add_fidelity_commands(sub)  # sim profile show, sim sensitivity
+    trace = sub.add_parser("trace", help="inspect request traces")
+    trace_sub = trace.add_subparsers(dest="trace_command", required=True)
+    stats = trace_sub.add_parser("stats", help="count, span, rates, burstiness, token quantiles")
+    stats.add_argument("file", help="trace file (azure, mooncake, burstgpt, vidur, csv, jsonl, parquet)")
+    stats.add_argument("--trace-format", metavar="FMT", help="format (default: detected)")
+    stats.add_argument("--bin-s", type=float, default=60.0, help="rate window in seconds (default 60)")
+    stats.add_argument("--plot", metavar="PNG", help="also write rate-over-time and token histograms")
+    stats.add_argument("--json", action="store_true", help="print the statistics as JSON")
+    stats.set_defaults(func=cmd_trace_stats)
     return parser
 
 
@@ -209,3 +326,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) went away: stop quietly, as Unix tools do.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
