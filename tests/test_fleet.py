@@ -230,3 +230,49 @@ def test_billing_granularity_rounds_up(granularity: float) -> None:
     coarse = simulate(_scenario(fleet={"billing_granularity_s": granularity}), seed=1)
     assert coarse.summary["cost"]["total_usd"] >= fine.summary["cost"]["total_usd"]
     assert np.allclose(np.mod(coarse.workers.billed_s, granularity), 0)
+
+
+def _trace_scenario(tmp_path: Any, ticks: list[int], *, workers: int = 3, timeout_s: float = 300,
+                    hours: float = 2.0) -> Any:
+    """Spot A100 workers in GCP us-central1-a, whose capacity follows ``ticks`` (600 s each)."""
+    import json
+
+    trace = tmp_path / "us-central1-a_a100.json"
+    trace.write_text(json.dumps({"metadata": {"gap_seconds": 600}, "data": ticks}))
+    return _scenario(
+        {"allow_spot_instances": True, "cloud_providers": ["GCP"],
+         "initial_worker_config": {"min_workers": workers, "initial_workers_gpu": "A100",
+                                   "initial_workers_gpu_num": 1}},
+        workload={"kind": "poisson", "rate_per_s": 1.0, "duration_s": hours * 3600,
+                  "prompt_tokens": 10, "output_tokens": 10},
+        fleet={"spot": {"preemption": {"kind": "trace", "trace_path": str(trace), "repeat": False},
+                        "spot_acquire_timeout_s": timeout_s}},
+    )
+
+
+def test_trace_preemptions_exactly_where_capacity_drops(tmp_path: Any) -> None:
+    """Capacity 3 → 1 at 600 s and 1 → 0 at 1200 s: 2 then 1 spot workers get a notice at exactly those times."""
+    res = simulate(_trace_scenario(tmp_path, [3, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), seed=1)
+    w = res.workers
+    pre = w[w.end_reason == "preempted"].sort_values("drain_s")
+    assert pre.drain_s.tolist() == [600.0, 600.0, 1200.0]
+    assert set(w.loc[w.spot, "zone"]) == {"us-central1-a"}
+
+
+def test_zero_capacity_falls_back_to_on_demand(tmp_path: Any) -> None:
+    """At zero spot capacity a spot request fails after spot_acquire_timeout_s and an on-demand worker replaces it."""
+    res = simulate(_trace_scenario(tmp_path, [0] * 12, workers=2, timeout_s=300), seed=1)
+    w = res.workers
+    failed = w[w.end_reason == "provision_failed"]
+    assert len(failed) == 2 and (failed.terminated_s == 300.0).all() and failed.spot.all()
+    assert (failed.billed_s == 0).all()
+    on_demand = w[~w.spot]
+    assert len(on_demand) == 2 and (on_demand.requested_s == 300.0).all()
+
+
+def test_spot_waits_for_capacity_within_the_timeout(tmp_path: Any) -> None:
+    """Capacity returning 600 s later, within a 900 s acquire timeout, is waited for: the worker stays spot."""
+    res = simulate(_trace_scenario(tmp_path, [0, 1, 1, 1], workers=1, timeout_s=900, hours=0.6),
+                   seed=1)
+    w = res.workers
+    assert len(w) == 1 and w.spot.all() and w.provisioned_s.iloc[0] >= 600.0
