@@ -149,11 +149,17 @@ def _replication_table(agg: dict[str, Any]) -> str:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """``sim validate``: print the resolved scenario (or create body) or the error."""
-    from sim.scenario import load_create_body, load_scenario, resolved_dict, validate_scenario
+    from sim.api.schema import parse_create
+    from sim.io import read_yaml_or_json
+    from sim.scenario import apply_overrides, load_scenario, resolved_dict, validate_scenario
 
-    if str(args.path).endswith(".json"):
-        # A bare create body: validate it as the API would receive it.
-        body = load_create_body(args.path)
+    data = read_yaml_or_json(args.path)
+    if "deployment" not in data and "model" in data:
+        # A bare create body: validate it as the API would receive it. --set paths may be
+        # written relative to the body or with the scenario's "deployment." prefix.
+        sets = [x if x.startswith("deployment.") else f"deployment.{x}" for x in args.set or []]
+        body = parse_create(apply_overrides({"deployment": data}, sets)["deployment"],
+                            source=str(args.path))
         print(json.dumps(body.to_request(mask_token=True), indent=2))
         return 0
     scenario = load_scenario(args.path, list(args.set or []))
@@ -196,7 +202,22 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     validate_scenario(scenario)
     seeds = parse_seeds(args.seeds)
     out = Path(args.out) if args.out else Path("results") / f"{scenario.name}-sensitivity"
-    df = sensitivity(scenario, seeds=seeds, workers=args.workers)
+    bar = None
+    if not args.quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(unit="config", desc="sensitivity", leave=False)
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+    try:
+        df = sensitivity(scenario, seeds=seeds, workers=args.workers, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
     out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / "sensitivity.csv", index=False)
     plot(df, out / "sensitivity.png", title=f"{scenario.name}: change vs baseline "

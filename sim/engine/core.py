@@ -142,6 +142,7 @@ class Engine:
         self.max_workers = int(asc.max_workers)
 
         self.queue: deque[int] = deque()
+        self.requeued_at: dict[int, float] = {}  # queue re-entry time of preempted requests
         self.queue_area = 0.0
         self._q_last_t = 0.0
         self.next_arrival = 0
@@ -274,7 +275,7 @@ class Engine:
         ready = self.ready
         while q:
             rid = q[0]
-            if t - arrival[rid] > self.timeout_s:
+            if t - arrival[rid] > self.timeout_s and self._expired(rid, t):
                 q.popleft()
                 self._expire(rid, t)
                 continue
@@ -304,9 +305,13 @@ class Engine:
             self.running += 1
             best.service.accept(rid)
 
+    def _expired(self, rid: int, t: float) -> bool:
+        """Whether ``rid`` has waited longer than the timeout since it (re-)entered the queue."""
+        return t - self.requeued_at.get(rid, self.arrival[rid]) > self.timeout_s
+
     def _expire(self, rid: int, t: float) -> None:
         """Request ``rid`` timed out in the queue; it failed when its wait hit the limit."""
-        fail_t = self.arrival[rid] + self.timeout_s
+        fail_t = self.requeued_at.get(rid, self.arrival[rid]) + self.timeout_s
         # The queue area counted it until now; it left at fail_t.
         self.queue_area -= t - fail_t
         self._fail(rid, fail_t, FAIL_TIMEOUT)
@@ -316,7 +321,9 @@ class Engine:
         if q and t > self._q_last_t:
             self.queue_area += len(q) * (t - self._q_last_t)
             self._q_last_t = t
-        while q and t - self.arrival[q[0]] > self.timeout_s:
+        # Requeued requests sit at the head with an earlier arrival but a later queue entry:
+        # expiry is checked from the head while it holds, as in _dispatch.
+        while q and self._expired(q[0], t):
             self._expire(q.popleft(), t)
 
     def _fail(self, rid: int, t: float, reason: int) -> None:
@@ -599,6 +606,7 @@ class Engine:
                 self.retries[rid] += 1
                 self.first_t[rid] = math.nan
                 self.dispatch_t[rid] = math.nan
+                self.requeued_at[rid] = t
                 requeue.append(rid)
         if requeue:
             self.queue_area += len(self.queue) * (t - self._q_last_t)

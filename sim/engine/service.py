@@ -100,6 +100,7 @@ class LlmService:
         self.seg_d1 = 0.0  # duration of iteration seg_it + 1
         self.seg_step = 0.0  # growth of the iteration time per iteration (c * b)
         self.pending_it = -1  # boundary (iteration index) of the scheduled event, -1 if none
+        self.settling = False  # inside _boundary: admissions join the iteration being planned
         self.version = 0
         self._a = profile.decode_base_s
         self._per_seq = profile.decode_per_seq_s
@@ -127,6 +128,10 @@ class LlmService:
         self.kv_reserved += host.prompt[rid] + host.output[rid]
         self.load += 1
         self.joiners.append(rid)
+        if self.settling:
+            # Dispatched from the queue by a completion at this very boundary: the iteration
+            # being planned picks it up (its prefill runs in it).
+            return
         if self.pending_it < 0:  # idle: start a join iteration right away
             self._boundary(self.it, host.now)
         elif not self.exact:
@@ -192,6 +197,7 @@ class LlmService:
         self.it = i
         heap = self.heap
         if heap and heap[0][0] < i:
+            self.settling = True
             done: list[int] = []
             output = host.output
             prompt = host.prompt
@@ -205,6 +211,7 @@ class LlmService:
             self.b -= len(done)
             self.load -= len(done)
             host.completed(self.worker_id, done, t)
+            self.settling = False
         b = self.b
         c = self._c
         decode = self._a + self._per_seq * b + c * (self.sum_p + b * i - self.sum_j) if b else 0.0

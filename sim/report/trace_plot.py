@@ -33,7 +33,7 @@ def plot_trace(workload: Any, path: str | Path, bin_s: float = 60.0) -> Path:
         v = np.asarray(values)
         v = v[v > 0]
         if v.size:
-            bins = np.logspace(0, np.log10(max(v.max(), 2)), 40)
+            bins = np.logspace(0, np.log10(max(v.max(), 2)), 40).tolist()
             ax.hist(v, bins=bins, color="#ff7f0e" if col else "#2ca02c", alpha=0.85)
             ax.set_xscale("log")
             ax.axvline(float(np.median(v)), color="0.2", ls="--", lw=1, label=f"median {np.median(v):,.0f}")
