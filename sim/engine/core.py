@@ -101,7 +101,6 @@ class Engine:
         self.env = simpy.Environment()
         self._env_queue = self.env._queue
         self._env_eid = self.env._eid
-        self.events = 0
 
         n = len(workload.arrival_s)
         self.n = n
@@ -194,7 +193,12 @@ class Engine:
         """
         entry: Any = (self.env._now + delay, _NORMAL, next(self._env_eid), _Call(callback))
         heappush(self._env_queue, entry)
-        self.events += 1
+
+    def schedule_at(self, time: float, callback: Any) -> None:
+        """Call ``callback(event)`` at absolute time ``time`` (clamped to now)."""
+        now = self.env._now
+        entry: Any = (time if time > now else now, _NORMAL, next(self._env_eid), _Call(callback))
+        heappush(self._env_queue, entry)
 
     # -- run -------------------------------------------------------------------------------------
     def run(self) -> RunRecord:
@@ -832,7 +836,7 @@ class Engine:
             queue=self.qsamples,
             horizon_s=t,
             seed=self.seed,
-            events=self.events,
+            events=next(self._env_eid),  # SimPy's event id counter: events scheduled
             wall_s=wall_s,
             queue_area=self.queue_area,
             warnings=self.warnings,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sim.registry import Registry
 
@@ -31,12 +31,16 @@ class Host(Protocol):
     def now(self) -> float:
         """Current simulated time."""
 
+    env: Any  # the simpy.Environment (its clock is read directly on the hot path)
     prompt: list[int]
     output: list[int]
     service_time: list[float]
 
     def schedule(self, delay: float, callback: object) -> None:
         """Call ``callback(event)`` after ``delay`` seconds."""
+
+    def schedule_at(self, time: float, callback: object) -> None:
+        """Call ``callback(event)`` at simulated time ``time`` (not before now)."""
 
     def first_token(self, rid: int, t: float) -> None:
         """Record the first token of request ``rid`` at ``t``."""
@@ -108,6 +112,9 @@ class LlmService:
         self._pf0 = profile.prefill_base_s
         self._pf1 = profile.prefill_per_token_s
         self._pf2 = profile.prefill_per_token2_s
+        # Hot path: read the clock and schedule without going through the engine's methods.
+        self._env = host.env
+        self._schedule_at = host.schedule_at
 
     # -- admission ---------------------------------------------------------------------
     def can_accept(self, rid: int) -> bool:
@@ -133,10 +140,10 @@ class LlmService:
             # being planned picks it up (its prefill runs in it).
             return
         if self.pending_it < 0:  # idle: start a join iteration right away
-            self._boundary(self.it, host.now)
+            self._boundary(self.it, self._env._now)
         elif not self.exact:
             # Busy: the joiner waits for the end of the iteration in progress.
-            target = self.seg_it + self._next_boundary_index(host.now)
+            target = self.seg_it + self._next_boundary_index(self._env._now)
             if target < self.pending_it:
                 self._schedule_boundary(target)
 
@@ -179,15 +186,14 @@ class LlmService:
     def _schedule_boundary(self, target_it: int) -> None:
         self.version += 1
         self.pending_it = target_it
-        delay = self._boundary_time(target_it - self.seg_it) - self.host.now
         version = self.version
-        host = self.host
+        env = self._env
 
         def on_boundary(_e: object) -> None:
             if version == self.version:  # else superseded: the batch changed meanwhile
-                self._boundary(target_it, host.now)
+                self._boundary(target_it, env._now)
 
-        host.schedule(max(delay, 0.0), on_boundary)
+        self._schedule_at(self._boundary_time(target_it - self.seg_it), on_boundary)
 
     # -- the iteration boundary ------------------------------------------------------------
     def _boundary(self, i: int, t: float) -> None:
