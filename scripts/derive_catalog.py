@@ -51,6 +51,7 @@ if str(REPO) not in sys.path:  # allow `python scripts/derive_catalog.py` withou
     sys.path.insert(0, str(REPO))
 
 from sim.errors import ConfigError  # noqa: E402
+from sim.fleet.catalog import COLUMNS  # noqa: E402
 from sim.fleet.gpus import canonical_gpu  # noqa: E402
 
 DEFAULT_SOURCE = REPO.parent / "shared" / "data" / "gpu_prices"
@@ -62,17 +63,6 @@ AWS_FILE = "aws_vms_gpu_us_extract.csv"
 GCP_FILE = "gcp_vms_a100_h100_extract.csv"
 LAMBDA_FILE = "lambda_vms_gpu_us-east-1_extract.csv"
 
-COLUMNS = (
-    "cloud",
-    "region",
-    "zone",
-    "instance_type",
-    "gpu",
-    "gpus",
-    "vcpus",
-    "on_demand_usd_per_h",
-    "spot_usd_per_h",
-)
 
 # GCP machine type -> (GPU row name, GPU count) whose prices are added to the host row's.
 GCP_SHAPES: dict[str, tuple[str, int]] = {
