@@ -151,15 +151,30 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """``sim validate``: print the resolved scenario (or create body) or the error."""
     from sim.api.schema import parse_create
     from sim.io import read_yaml_or_json
-    from sim.scenario import apply_overrides, load_scenario, resolved_dict, validate_scenario
+    from sim.scenario import (
+        apply_overrides,
+        load_scenario,
+        resolved_dict,
+        scenario_from_dict,
+        validate_scenario,
+    )
 
     data = read_yaml_or_json(args.path)
     if "deployment" not in data and "model" in data:
         # A bare create body: validate it as the API would receive it. --set paths may be
         # written relative to the body or with the scenario's "deployment." prefix.
         sets = [x if x.startswith("deployment.") else f"deployment.{x}" for x in args.set or []]
-        body = parse_create(apply_overrides({"deployment": data}, sets)["deployment"],
-                            source=str(args.path))
+        patched = apply_overrides({"deployment": data}, sets)["deployment"]
+        body = parse_create(patched, source=str(args.path))
+        # The same catalog checks as a scenario (the worker shape must hold the model); the
+        # placeholder workload is never run.
+        probe = {"kind": "poisson", "rate_per_s": 1, "requests": 1, "prompt_tokens": 1,
+                 "output_tokens": 1}
+        for w in validate_scenario(
+            scenario_from_dict({"deployment": patched, "workload": probe}, source=str(args.path)),
+            source=str(args.path),
+        ):
+            print(f"warning: {w}", file=sys.stderr)
         print(json.dumps(body.to_request(mask_token=True), indent=2))
         return 0
     scenario = load_scenario(args.path, list(args.set or []))

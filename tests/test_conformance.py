@@ -13,8 +13,8 @@ Every scenario is deterministic and small enough to work out by hand:
 
 Each test's docstring gives the expected decision times in one line; the comment under it
 derives them from the knobs. ``docs/conformance.md`` tabulates the cases and the DESIGN §4
-sentence each one checks. Divergences between DESIGN §4 and the code are written per DESIGN
-and marked ``xfail(strict=True, reason="bug: ...")``.
+sentence each one checks. Where the code reads DESIGN §4 more narrowly (scale to zero waits
+for an empty queue), the test pins the code's reading and says why.
 
 Notation in the derivations: W = time_window_sec, U = scaling_up_timeout_sec,
 D = scaling_down_timeout_sec, Z = scale_to_zero_timeout_sec, s = service time, N = workers
