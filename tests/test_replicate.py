@@ -12,6 +12,7 @@ from sim import ConfigError, scenario_from_dict
 from sim.cli import main
 from sim.replicate import parse_seeds, replicate, replication_summary
 from sim.run import simulate
+from sim.scenario import resolved_dict
 
 
 def _scenario(**deployment_overrides: object) -> object:
@@ -69,16 +70,21 @@ def test_replication_ci_covers_erlang_c() -> None:
 
 
 def test_common_random_numbers_tighten_comparisons() -> None:
-    """Comparing 2 vs 3 workers on the same seeds gives a tighter CI of the difference than on disjoint seeds."""
-    two, three = _scenario(), _scenario(initial_worker_config={
-        "min_workers": 3, "initial_workers_gpu": "A100", "initial_workers_gpu_num": 1})
-    seeds_a, seeds_b = list(range(1, 9)), list(range(101, 109))
-    w2 = [r.summary["queue_s"]["mean"] for r in replicate(two, seeds_a)]
-    w3_same = [r.summary["queue_s"]["mean"] for r in replicate(three, seeds_a)]
-    w3_other = [r.summary["queue_s"]["mean"] for r in replicate(three, seeds_b)]
-    sd_crn = np.std(np.subtract(w2, w3_same), ddof=1)
-    sd_ind = np.std(np.subtract(w2, w3_other), ddof=1)
-    assert sd_crn < sd_ind
+    """Comparing a 10% faster service on the same seeds halves the spread of the difference against disjoint seeds."""
+    # Same seeds share the arrival and service-time streams, so the two runs see the same
+    # requests; only the knob differs. Measured (8 seeds): sd 0.22 s paired vs 0.53 s apart.
+    def waits(mean_s: float, seeds: list[int]) -> list[float]:
+        sc = _scenario()
+        sc = scenario_from_dict(
+            {**resolved_dict(sc), "serving": {"kind": "exponential", "mean_s": mean_s, "max_batch": 1}}
+        )
+        return [r.summary["queue_s"]["mean"] for r in replicate(sc, seeds)]
+
+    same, other = list(range(1, 9)), list(range(101, 109))
+    base = waits(1.0, same)
+    sd_crn = np.std(np.subtract(base, waits(0.9, same)), ddof=1)
+    sd_ind = np.std(np.subtract(base, waits(0.9, other)), ddof=1)
+    assert sd_crn < 0.5 * sd_ind
 
 
 def test_cli_seeds_writes_each_run_and_the_aggregate(tmp_path) -> None:  # noqa: ANN001
