@@ -589,6 +589,11 @@ class Engine:
                 Decision("replace", placed, f"spot preemption notice for worker {w.wid}"
                          + ("" if placed else "; blocked: on-prem full"))
             )
+        if w.service.load == 0:
+            # Nothing to finish (idle, or still loading): release the VM now, not at the end
+            # of the notice period.
+            self._terminate(w, "preempted")
+            return
         self.schedule(self.fleet.notice_s(w.shape), lambda _e: self._on_preempted(w, version))
 
     def _on_preempted(self, w: Worker, version: int) -> None:
