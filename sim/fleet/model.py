@@ -18,7 +18,7 @@ from sim.errors import ConfigError
 from sim.fleet.catalog import Catalog
 from sim.fleet.gpus import canonical_gpu
 from sim.fleet.offers import ChosenOffer, cheapest_offer, shape_offer
-from sim.fleet.spot import SpotMarket, load_capacity_traces
+from sim.fleet.spot import HazardPreemption, SpotMarket, load_capacity_traces
 from sim.rng import Streams
 
 if TYPE_CHECKING:
@@ -70,7 +70,10 @@ class FleetModel:
         self._token_model = scenario.serving_kind() in ("llm", "embedding")
         pre = scenario.fleet.spot.preemption
         self.market: SpotMarket | None = None
-        if pre.kind == "trace":
+        self.hazard: HazardPreemption | None = None
+        if pre.kind == "hazard":
+            self.hazard = HazardPreemption(pre.mean_time_to_preemption_s, self._preempt_rng)
+        elif pre.kind == "trace":
             self.market = SpotMarket(
                 load_capacity_traces(
                     [scenario.resolve_path(p) for p in (
@@ -305,12 +308,9 @@ class FleetModel:
     # -- spot ------------------------------------------------------------------------------
     def time_to_preemption(self, shape: WorkerShape) -> float:
         """Seconds from VM start to the preemption notice (inf for on-demand or no preemption)."""
-        pre = self.scenario.fleet.spot.preemption
-        if not shape.spot or pre.kind == "none":
-            return math.inf
-        if pre.kind == "hazard":
-            return float(self._preempt_rng.exponential(pre.mean_time_to_preemption_s))
-        return math.inf  # kind: trace — preemptions come from the capacity series
+        if not shape.spot or self.hazard is None:
+            return math.inf  # on-demand, no preemption, or kind: trace (capacity series)
+        return self.hazard.sample()
 
     def notice_s(self, shape: WorkerShape) -> float:
         """Preemption notice period of the worker's cloud."""
