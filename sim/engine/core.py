@@ -39,7 +39,7 @@ from sim.policies.base import Decision, Observation
 from sim.rng import Streams
 
 
-def asc_admission(scenario: Any) -> bool:
+def admission_enforced(scenario: Any) -> bool:
     """Whether ``max_throughput_rate`` is enforced by admission control at the gateway."""
     return (
         scenario.autoscaler.throughput_cap == "admission"
@@ -128,7 +128,7 @@ class Engine:
         self.timeout_s = float(scenario.gateway.request_timeout_s)
         self.rtt_s = float(scenario.gateway.network_rtt_s)
         tcap = float(self.deployment.max_throughput_rate or 0)
-        self.admission_rate = tcap if asc_admission(scenario) else 0.0
+        self.admission_rate = tcap if admission_enforced(scenario) else 0.0
         self.bucket = self.bucket_depth = self.admission_rate * float(
             scenario.gateway.admission_burst_s
         )
