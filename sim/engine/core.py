@@ -828,11 +828,16 @@ class Engine:
         # Requests not yet arrived at the horizon did not arrive: drop them from the columns.
         arrived = self.next_arrival
         if arrived < self.n:
+            self.warnings.append(
+                f"{self.n - arrived:,} of {self.n:,} requests arrive after the horizon "
+                f"({t:,.0f} s) and were not simulated"
+            )
             for name in (
                 "arrival_s", "prompt_tokens", "output_tokens", "dispatch_s", "first_token_s",
                 "completion_s", "worker", "status", "fail_reason", "retries",
             ):
                 setattr(cols, name, getattr(cols, name)[:arrived])
+        self.warnings.extend(self.fleet.notes)
         return RunRecord(
             requests=cols,
             workers=[w.record for w in self.workers],

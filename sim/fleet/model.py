@@ -62,6 +62,7 @@ class FleetModel:
         self._preempt_rng = streams.get("preemption")
         self._catalog: Catalog | None = None
         self._shapes: dict[tuple[Any, ...], WorkerShape] = {}
+        self.notes: list[str] = []  # pricing assumptions worth a warning in the run summary
         self._profiles: dict[tuple[str, int], Profile] = {}
         self._model: ModelSpec | None = None
         nodes = scenario.fleet.on_prem_nodes
@@ -257,22 +258,17 @@ class FleetModel:
         key = (*key, awaiting)
         if key in self._shapes:
             return self._shapes[key]
-        chosen: ChosenOffer
-        if key[0] == "types":
-            chosen = cheapest_offer(
-                self.catalog, fits=self._fits(deployment), clouds=clouds,
-                instance_types=tuple(iwc.instance_types), allow_spot=spot, exclude_zones=exclude,
-            )
-        elif key[0] == "shape":
-            chosen = shape_offer(
-                self.catalog, key[1], key[2], clouds=clouds, allow_spot=spot, exclude_zones=exclude
-            )
-        else:
-            chosen = cheapest_offer(
-                self.catalog, fits=self._fits(deployment), clouds=clouds, allow_spot=spot,
-                exclude_zones=exclude,
-            )
+        chosen = self._offer(deployment, key, clouds, spot, exclude)
         o = chosen.offer
+        base = chosen.derived_from
+        if base is not None:
+            note = (
+                f"{o.gpus}x{o.gpu} in {o.cloud} is priced pro rata from {base.instance_type} "
+                f"({base.gpus}x{base.gpu}): the catalog lists no {o.gpus}-GPU {o.gpu} instance "
+                f"there; the real minimum rental may be the whole instance"
+            )
+            if note not in self.notes:
+                self.notes.append(note)
         shape = WorkerShape(
             gpu=o.gpu, gpus=o.gpus, cloud=o.cloud, region=o.region, zone=o.zone,
             spot=chosen.spot, on_prem=False, price_per_hour_usd=float(chosen.usd_per_h),
@@ -285,6 +281,40 @@ class FleetModel:
         )
         self._shapes[key] = shape
         return shape
+
+    def _offer(
+        self, deployment: Any, key: tuple[Any, ...], clouds: tuple[str, ...], spot: bool,
+        exclude: frozenset[str],
+    ) -> ChosenOffer:
+        """The catalog offer for a placement key; catalog errors name the scenario's field."""
+        iwc = deployment.initial_worker_config
+        try:
+            if key[0] == "types":
+                return cheapest_offer(
+                    self.catalog, fits=self._fits(deployment), clouds=clouds,
+                    instance_types=tuple(iwc.instance_types), allow_spot=spot,
+                    exclude_zones=exclude,
+                )
+            if key[0] == "shape":
+                return shape_offer(
+                    self.catalog, key[1], key[2], clouds=clouds, allow_spot=spot,
+                    exclude_zones=exclude,
+                )
+            return cheapest_offer(
+                self.catalog, fits=self._fits(deployment), clouds=clouds, allow_spot=spot,
+                exclude_zones=exclude,
+            )
+        except ConfigError as exc:
+            field = {
+                "types": "deployment.initial_worker_config.instance_types",
+                "shape": "deployment.initial_worker_config.initial_workers_gpu",
+            }.get(key[0], "deployment.cloud_providers")
+            if "cloud" in exc.detail and clouds:
+                field = "deployment.cloud_providers"
+            raise ConfigError(
+                f"{exc.detail} (catalog: {self.catalog.source})",
+                source=self.scenario.source, field=field,
+            ) from None
 
     # -- cold start -------------------------------------------------------------------------
     def cold_start(self, shape: WorkerShape, warm_pool: bool) -> tuple[float, float]:
