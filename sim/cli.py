@@ -8,14 +8,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sim.errors import SimError
+from sim.errors import ConfigError, SimError
 
 EXIT_BAD_INPUT = 2
+
+#: What CLI override errors blame.
+SET_SOURCE = "--set"
+
+#: Most rate windows `sim trace stats --bin-s` may make (each is a counter in memory).
+MAX_BINS = 10_000_000
 
 
 def _progress_bar(total_s: float, enabled: bool) -> tuple[Callable[[float], None] | None, Any]:
@@ -33,27 +41,135 @@ def _progress_bar(total_s: float, enabled: bool) -> tuple[Callable[[float], None
 
 
 def _headline(summary: dict[str, Any]) -> str:
+    """The figures `sim run` prints; a missing figure (None, e.g. no request at all) is n/a."""
     req, cost, lat, ttft = summary["requests"], summary["cost"], summary["latency_e2e_s"], summary["ttft_s"]
     slo, wk = summary["slo"], summary["workers"]
 
     def f(x: Any, unit: str = "s") -> str:
         return "n/a" if x is None else f"{x:.3g}{unit}"
 
+    def usd(x: Any, suffix: str = "") -> str:
+        return f"n/a{suffix}" if x is None else f"${x:.2f}{suffix}"
+
+    def num(x: Any, fmt: str = "") -> str:
+        return "n/a" if x is None else format(x, fmt)
+
+    def positive(x: Any) -> bool:
+        return isinstance(x, int | float) and x > 0
+
     att = slo["attainment"]
+    per_1k = cost.get("per_1k_requests_usd")
+    requests = (
+        f"requests   arrived {num(req['arrived'])}  completed {num(req['completed'])}"
+        f"  failed {num(req['failed'])}  in flight {num(req['in_flight'])}"
+    )
+    if positive(req.get("retried")):
+        requests += f"  retried {req['retried']}"
+    workers = (
+        f"workers    max {num(wk['max'])}  mean {num(wk['mean'], '.2f')}"
+        f"  cold starts {num(wk['cold_starts'])}"
+        f"  scale-ups {num(wk['scale_ups'])}  scale-downs {num(wk['scale_downs'])}"
+    )
+    if positive(wk.get("preemptions")):
+        workers += f"  preemptions {wk['preemptions']}"
     return "\n".join(
         [
-            f"requests   arrived {req['arrived']}  completed {req['completed']}  failed {req['failed']}"
-            f"  in flight {req['in_flight']}",
-            f"cost       ${cost['total_usd']:.2f} total  ${cost['per_hour_usd']:.2f}/h"
-            f"  ${f(cost['per_1k_requests_usd'], '')}/1k requests",
+            requests,
+            f"cost       {usd(cost['total_usd'], ' total')}  {usd(cost['per_hour_usd'], '/h')}"
+            f"  {'n/a' if per_1k is None else '$' + f(per_1k, '')}/1k requests",
             f"e2e        p50 {f(lat['p50'])}  p95 {f(lat['p95'])}  p99 {f(lat['p99'])}",
             f"ttft       p50 {f(ttft['p50'])}  p95 {f(ttft['p95'])}  p99 {f(ttft['p99'])}",
             f"slo        {slo['metric']} <= {slo['threshold_s']}s: "
             + ("n/a" if att is None else f"{100 * att:.1f}% of requests"),
-            f"workers    max {wk['max']}  mean {wk['mean']:.2f}  cold starts {wk['cold_starts']}"
-            f"  scale-ups {wk['scale_ups']}  scale-downs {wk['scale_downs']}",
+            workers,
         ]
     )
+
+
+def _print_warnings(*groups: Iterable[Any]) -> None:
+    """Print each distinct warning once, in order, as ``warning: ...`` on stderr."""
+    seen: set[str] = set()
+    for group in groups:
+        for w in group:
+            text = str(w)
+            if text not in seen:
+                seen.add(text)
+                print(f"warning: {text}", file=sys.stderr)
+
+
+def _check_trace_format(fmt: str | None) -> None:
+    """``--trace-format`` must name a known format (or auto)."""
+    if fmt is None:
+        return
+    from sim.workload import TRACE_FORMATS
+
+    known = TRACE_FORMATS.names()
+    if fmt != "auto" and fmt not in known:
+        import difflib
+
+        close = difflib.get_close_matches(fmt, known, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigError(
+            f"unknown trace format {fmt!r}; {hint}known: {', '.join(known)} (or auto)",
+            source="--trace-format",
+        )
+
+
+def _check_run_options(args: argparse.Namespace) -> None:
+    """Reject option combinations `sim run` would otherwise silently ignore."""
+    if args.scenario and args.deployment:
+        raise ConfigError(
+            "a scenario file and --deployment are exclusive: give SCENARIO.yaml, or "
+            "--deployment CREATE.json --trace FILE",
+            source="sim run",
+        )
+    if not args.deployment:
+        given = [o for o, v in (("--trace", args.trace), ("--trace-format", args.trace_format)) if v]
+        if given:
+            raise ConfigError(
+                f"{'/'.join(given)} go{'es' if len(given) == 1 else ''} only with --deployment "
+                "CREATE.json; a scenario file sets its own workload (override it with "
+                "--set workload.path=FILE)",
+                source="sim run",
+            )
+    _check_trace_format(args.trace_format)
+    if args.seed is not None and args.seed < 0:
+        raise ConfigError(f"expected a seed >= 0, got {args.seed}", source="--seed")
+    if args.seeds is not None and args.seed is not None:
+        raise ConfigError(
+            "--seed and --seeds are exclusive: --seed N for one run, --seeds SPEC (e.g. 1-10) "
+            "for replications",
+            source="sim run",
+        )
+    if args.workers is not None:
+        if args.workers < 1:
+            raise ConfigError(f"expected a number of processes >= 1, got {args.workers}",
+                              source="--workers")
+        if args.seeds is None:
+            raise ConfigError(
+                "--workers goes only with --seeds (it is the number of processes that run "
+                "the replications)",
+                source="sim run",
+            )
+
+
+@contextmanager
+def _writing(out: Path, option: str = "--out") -> Iterator[None]:
+    """Turn an OSError while writing results into one line naming the path."""
+    try:
+        yield
+    except OSError as exc:
+        where = exc.filename if exc.filename is not None else out
+        why = exc.strerror or str(exc)
+        raise ConfigError(f"cannot write {where}: {why}", source=option) from None
+
+
+def _prepare_out(out: Path, option: str = "--out") -> None:
+    """Create the output folder up front, so a bad ``--out`` fails before the simulation."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} exists and is not a folder", source=option)
+    with _writing(out, option):
+        out.mkdir(parents=True, exist_ok=True)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -65,23 +181,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sim.scenario import load_scenario, scenario_from_create_body, validate_scenario
     from sim.workload import build_workload
 
+    _check_run_options(args)
     overrides = list(args.set or [])
     if args.deployment:
         if not args.trace:
             raise SimError("sim run --deployment needs --trace FILE (the requests to replay)")
         scenario = scenario_from_create_body(
-            args.deployment, args.trace, trace_format=args.trace_format, overrides=overrides
+            args.deployment, args.trace, trace_format=args.trace_format, overrides=overrides,
+            override_source=SET_SOURCE,
         )
     elif args.scenario:
-        scenario = load_scenario(args.scenario, overrides)
+        scenario = load_scenario(args.scenario, overrides, override_source=SET_SOURCE)
     else:
         raise SimError("sim run needs a SCENARIO.yaml, or --deployment CREATE.json --trace FILE")
-    validate_scenario(scenario)
+    checks = validate_scenario(scenario)
     out = Path(args.out) if args.out else Path("results") / scenario.name
-    if args.seeds:
-        return _run_replications(scenario, args, out)
+    if args.seeds is not None:
+        return _run_replications(scenario, args, out, checks)
     seed = scenario.sim.seed if args.seed is None else args.seed
     workload = build_workload(scenario.workload, Streams(seed), scenario.base_dir)
+    _prepare_out(out)
     total = float(scenario.sim.horizon_s or (workload.arrival_s[-1] if len(workload) else 0.0))
     update, bar = _progress_bar(total, not args.quiet)
     try:
@@ -89,20 +208,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-    write_result(result, out)
-    write_report(result, out)
+    with _writing(out):
+        write_result(result, out)
+        write_report(result, out)
     if not args.quiet:
+        _print_warnings(checks, result.summary.get("warnings") or [])
         print(_headline(result.summary))
         print(f"wrote {out}/ (summary.json, requests.parquet, workers.parquet, decisions.csv, report.md, plots)")
     return 0
 
 
-def _run_replications(scenario: Any, args: argparse.Namespace, out: Path) -> int:
+def _run_replications(
+    scenario: Any, args: argparse.Namespace, out: Path, checks: Sequence[str] = ()
+) -> int:
     """``sim run --seeds``: one full output folder per seed plus replications.json."""
     from sim.io import write_json, write_result
     from sim.replicate import parse_seeds, replicate, replication_summary
 
-    seeds = parse_seeds(args.seeds)
+    seeds = parse_seeds(args.seeds, min_count=2)
+    _prepare_out(out)
     bar = None
     if not args.quiet and sys.stderr.isatty():
         from tqdm import tqdm
@@ -110,18 +234,21 @@ def _run_replications(scenario: Any, args: argparse.Namespace, out: Path) -> int
         bar = tqdm(total=len(seeds), unit="run", desc="replications", leave=False)
 
     def done(seed: int, result: Any) -> None:
-        write_result(result, out / f"seed-{seed}")
+        with _writing(out):
+            write_result(result, out / f"seed-{seed}")
         if bar is not None:
             bar.update(1)
 
     try:
-        results = replicate(scenario, seeds, workers=args.workers, on_done=done)
+        results = replicate(scenario, seeds, workers=args.workers or 1, on_done=done)
     finally:
         if bar is not None:
             bar.close()
     agg = replication_summary(results)
-    write_json(agg, out / "replications.json")
+    with _writing(out):
+        write_json(agg, out / "replications.json")
     if not args.quiet:
+        _print_warnings(checks, agg.get("warnings") or [])
         print(_replication_table(agg))
         print(f"wrote {out}/ (seed-*/ per replication, replications.json)")
     return 0
@@ -147,6 +274,36 @@ def _replication_table(agg: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _dry_build(scenario: Any, *, workload: bool = True) -> None:
+    """Build what `sim run` builds before simulating, so `sim validate` fails where it would.
+
+    The workload (trace files, bad rows), the fleet (catalog, serving profile, spot traces,
+    cloud providers and instance types: the initial worker is placed, and a scale-up worker
+    for the deployment and after each update), and the policy (via ``validate_scenario``).
+    """
+    from sim.fleet.model import FleetModel
+    from sim.rng import Streams
+    from sim.scenario import check_updates
+    from sim.workload import build_workload
+
+    seed = int(scenario.sim.seed)
+    source = scenario.source
+    try:
+        if workload:
+            wl = build_workload(scenario.workload, Streams(seed), scenario.base_dir)
+            n = len(wl)
+            span = float(wl.arrival_s[-1] - wl.arrival_s[0]) if n else 0.0
+            print(f"workload: {n:,} requests over {span:,.0f} s", file=sys.stderr)
+        fleet = FleetModel(scenario, Streams(seed))
+        fleet.place(scenario.deployment, initial=True, on_demand_workers=0)
+        for state in [scenario.deployment, *check_updates(scenario, source=source)]:
+            fleet.place(state, initial=False, on_demand_workers=0, peek=True)
+    except ConfigError as exc:
+        if exc.source is not None or source is None:
+            raise
+        raise ConfigError(exc.detail, source=source, field=exc.field) from None
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     """``sim validate``: print the resolved scenario (or create body) or the error."""
     from sim.api.schema import parse_create
@@ -164,24 +321,26 @@ def cmd_validate(args: argparse.Namespace) -> int:
         # A bare create body: validate it as the API would receive it. --set paths may be
         # written relative to the body or with the scenario's "deployment." prefix.
         sets = [x if x.startswith("deployment.") else f"deployment.{x}" for x in args.set or []]
-        patched = apply_overrides({"deployment": data}, sets)["deployment"]
+        patched = apply_overrides({"deployment": data}, sets, source=SET_SOURCE)["deployment"]
         body = parse_create(patched, source=str(args.path))
-        # The same catalog checks as a scenario (the worker shape must hold the model); the
-        # placeholder workload is never run.
+        # The same catalog checks as a scenario (the worker shape must hold the model, the
+        # clouds and instance types exist); the placeholder workload is never run.
         probe = {"kind": "poisson", "rate_per_s": 1, "requests": 1, "prompt_tokens": 1,
                  "output_tokens": 1}
-        for w in validate_scenario(
-            scenario_from_dict({"deployment": patched, "workload": probe}, source=str(args.path)),
-            source=str(args.path),
-        ):
-            print(f"warning: {w}", file=sys.stderr)
+        scenario = scenario_from_dict(
+            {"deployment": patched, "workload": probe}, source=str(args.path),
+            base_dir=Path(args.path).parent,
+        )
+        warnings = validate_scenario(scenario, source=str(args.path))
+        _dry_build(scenario, workload=False)
+        _print_warnings(warnings)
         print(json.dumps(body.to_request(mask_token=True), indent=2))
         return 0
-    scenario = load_scenario(args.path, list(args.set or []))
+    scenario = load_scenario(args.path, list(args.set or []), override_source=SET_SOURCE)
     warnings = validate_scenario(scenario)
+    _dry_build(scenario)
     print(json.dumps(resolved_dict(scenario), indent=2, default=str))
-    for w in warnings:
-        print(f"warning: {w}", file=sys.stderr)
+    _print_warnings(warnings)
     return 0
 
 
@@ -213,10 +372,14 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     from sim.scenario import load_scenario, validate_scenario
     from sim.sensitivity import format_table, plot, sensitivity
 
-    scenario = load_scenario(args.scenario, list(args.set or []))
+    scenario = load_scenario(args.scenario, list(args.set or []), override_source=SET_SOURCE)
     validate_scenario(scenario)
     seeds = parse_seeds(args.seeds)
+    if args.workers < 1:
+        raise ConfigError(f"expected a number of processes >= 1, got {args.workers}",
+                          source="--workers")
     out = Path(args.out) if args.out else Path("results") / f"{scenario.name}-sensitivity"
+    _prepare_out(out)
     bar = None
     if not args.quiet and sys.stderr.isatty():
         from tqdm import tqdm
@@ -233,10 +396,11 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-    out.mkdir(parents=True, exist_ok=True)
-    df.to_csv(out / "sensitivity.csv", index=False)
-    plot(df, out / "sensitivity.png", title=f"{scenario.name}: change vs baseline "
-         f"(seeds {args.seeds}, mean of paired differences, 95% CI)")
+    with _writing(out):
+        out.mkdir(parents=True, exist_ok=True)
+        df.to_csv(out / "sensitivity.csv", index=False)
+        plot(df, out / "sensitivity.png", title=f"{scenario.name}: change vs baseline "
+             f"(seeds {args.seeds}, mean of paired differences, 95% CI)")
     if not args.quiet:
         print(f"{scenario.name}, seeds {args.seeds}: mean (paired change vs baseline ± 95% CI "
               "half-width)")
@@ -284,8 +448,18 @@ def cmd_trace_stats(args: argparse.Namespace) -> int:
     from sim.report.trace_plot import plot_trace
     from sim.workload import load_trace, trace_stats
 
+    bin_s = args.bin_s
+    if not (math.isfinite(bin_s) and bin_s > 0):
+        raise ConfigError(f"expected a window > 0 seconds, got {bin_s:g}", source="--bin-s")
+    _check_trace_format(args.trace_format)
     wl = load_trace(args.file, args.trace_format or "auto")
-    stats = trace_stats(wl, bin_s=args.bin_s)
+    if len(wl) and float(wl.duration_s) / bin_s > MAX_BINS:
+        raise ConfigError(
+            f"a {bin_s:g} s window makes more than {MAX_BINS:,} bins over this "
+            f"{float(wl.duration_s):,.6g} s trace; expected a larger window",
+            source="--bin-s",
+        )
+    stats = trace_stats(wl, bin_s=bin_s)
     if args.json:
         print(json.dumps(stats, indent=2, default=float))
     else:
@@ -303,7 +477,9 @@ def cmd_trace_stats(args: argparse.Namespace) -> int:
         for w in stats["warnings"]:
             print(f"warning: {w}", file=sys.stderr)
     if args.plot:
-        print(f"wrote {plot_trace(wl, args.plot, bin_s=args.bin_s)}", file=sys.stderr)
+        with _writing(Path(args.plot), "--plot"):
+            written = plot_trace(wl, args.plot, bin_s=bin_s)
+        print(f"wrote {written}", file=sys.stderr)
     return 0
 
 
@@ -326,7 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help="random seed (default: sim.seed)")
     run.add_argument("--seeds", metavar="SPEC",
                      help="replications, e.g. 1-10 or 1,2,7: mean and 95%% CI of every figure")
-    run.add_argument("--workers", type=int, default=1, metavar="N",
+    run.add_argument("--workers", type=int, default=None, metavar="N",
                      help="processes for --seeds (default 1)")
     run.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario name>)")
     run.add_argument("--quiet", action="store_true", help="no progress bar, no summary")

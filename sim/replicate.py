@@ -17,21 +17,34 @@ from sim.metrics import Result, summarize_replications
 from sim.run import simulate
 
 
-def parse_seeds(text: str) -> list[int]:
-    """Seeds from ``"1-10"``, ``"1,2,7"``, ``"3"`` or a mix (``"1-3,9"``), in order, no repeats."""
+def parse_seeds(text: str, *, min_count: int = 1, source: str = "--seeds") -> list[int]:
+    """Seeds from ``"1-10"``, ``"1,2,7"``, ``"3"`` or a mix (``"1-3,9"``), in order, no repeats.
+
+    Fewer than ``min_count`` distinct seeds is an error (a confidence interval needs two runs).
+    """
     seeds: list[int] = []
+    seen: set[int] = set()
     for part in str(text).split(","):
         part = part.strip()
         m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
         if not m:
             raise ConfigError(
-                f"expected seeds like 1-10, 1,2,7 or 3, got {text!r}", source="--seeds"
+                f"expected seeds like 1-10, 1,2,7 or 3, got {text!r}", source=source
             )
         lo = int(m.group(1))
         hi = int(m.group(2)) if m.group(2) else lo
         if hi < lo:
-            raise ConfigError(f"seed range {part!r} runs backwards", source="--seeds")
-        seeds.extend(s for s in range(lo, hi + 1) if s not in seeds)
+            raise ConfigError(f"seed range {part!r} runs backwards", source=source)
+        for s in range(lo, hi + 1):
+            if s not in seen:
+                seen.add(s)
+                seeds.append(s)
+    if len(seeds) < min_count:
+        raise ConfigError(
+            f"{text!r} gives {len(seeds)} distinct seed{'s' if len(seeds) != 1 else ''}; "
+            f"expected at least {min_count} (a 95% CI needs two or more runs, e.g. 1-10)",
+            source=source,
+        )
     return seeds
 
 
@@ -52,7 +65,9 @@ def replicate(
     ``workers > 1`` runs them in a local process pool; ``executor`` takes any
     :class:`concurrent.futures.Executor` instead (e.g. a Dask client's).
     """
-    if executor is None and workers <= 1:
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"expected an integer >= 1, got {workers!r}", field="workers")
+    if executor is None and workers == 1:
         out = []
         for seed in seeds:
             res = _run_one(scenario, seed)

@@ -11,6 +11,8 @@ import hashlib
 
 import numpy as np
 
+from sim.errors import ConfigError
+
 
 def _name_key(name: str) -> int:
     # A stable 32-bit key per stream name (Python's hash() is salted per process).
@@ -21,8 +23,12 @@ class Streams:
     """Factory of named generators for one run: ``Streams(seed).get("arrivals")``."""
 
     def __init__(self, seed: int) -> None:
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+            raise ConfigError(
+                f"expected an integer seed >= 0, got {seed!r}", field="sim.seed"
+            )
         if seed < 0:
-            raise ValueError(f"seed must be >= 0, got {seed}")
+            raise ConfigError(f"expected a seed >= 0, got {seed}", field="sim.seed")
         self.seed = int(seed)
 
     def get(self, name: str) -> np.random.Generator:

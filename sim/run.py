@@ -30,7 +30,7 @@ def simulate(
     streams = Streams(seed)
     if workload is None:
         workload = build_workload(scenario.workload, streams, scenario.base_dir)
-    policy = build_policy(scenario.deployment, scenario.autoscaler)
+    policy = build_policy(scenario.deployment, scenario.autoscaler, source=scenario.source)
     fleet = FleetModel(scenario, streams)
     record = Engine(scenario, workload, policy, seed=seed, fleet=fleet, progress=progress).run()
     return build_result(

@@ -554,36 +554,57 @@ class Scenario(_Section):
 # --- overrides ------------------------------------------------------------------------------------
 
 
-def _parse_override(text: str) -> tuple[str, Any]:
+#: Where override errors point by default (the Python API); the CLI passes "--set".
+OVERRIDES_SOURCE = "overrides"
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """The first line of a PyYAML error (its problem), without the multi-line source dump."""
+    problem = getattr(exc, "problem", None)
+    text = str(problem) if problem else str(exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def _parse_override(text: str, source: str = OVERRIDES_SOURCE) -> tuple[str, Any]:
     """Split ``dotted.path=VALUE`` and parse VALUE as a YAML scalar or flow collection."""
+    if not isinstance(text, str):
+        raise ConfigError(f"expected dotted.path=VALUE, got {text!r}", source=source)
     if "=" not in text:
-        raise ConfigError(f"expected dotted.path=VALUE, got {text!r}", source="--set")
+        raise ConfigError(f"expected dotted.path=VALUE, got {text!r}", source=source)
     path, _, raw = text.partition("=")
     path = path.strip()
     if not path:
-        raise ConfigError(f"empty path in {text!r}", source="--set")
+        raise ConfigError(f"empty path in {text!r}", source=source)
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
         raise ConfigError(
-            f"cannot parse value {raw!r}: {exc}", source="--set", field=path
+            f"cannot parse {raw!r} as YAML ({_yaml_problem(exc)})", source=source, field=path
         ) from None
     return path, value
 
 
-def _override_items(overrides: Sequence[str] | Mapping[str, Any]) -> list[tuple[str, Any]]:
+def _override_items(
+    overrides: Sequence[str] | Mapping[str, Any], source: str = OVERRIDES_SOURCE
+) -> list[tuple[str, Any]]:
     """Overrides as (dotted path, value) pairs; strings are parsed, mapping values are taken as is."""
     if isinstance(overrides, Mapping):
         return [(str(k), v) for k, v in overrides.items()]
     if isinstance(overrides, str):
         overrides = [overrides]
-    return [_parse_override(item) for item in overrides]
+    return [_parse_override(item, source) for item in overrides]
 
 
-def _check_override_path(parts: list[str], data: Mapping[str, Any]) -> None:
-    """Raise if ``parts`` names no setting of the Scenario schema (suggesting the nearest one)."""
+def _check_override_path(
+    parts: list[str], data: Mapping[str, Any], source: str = OVERRIDES_SOURCE
+) -> list[list[Any]]:
+    """Raise if ``parts`` names no setting of the Scenario schema (suggesting the nearest one).
+
+    Returns the schema types of each prefix of the path (``types[d]`` for ``parts[: d + 1]``).
+    """
     current: list[Any] = [Scenario]
     node: Any = data
+    found: list[list[Any]] = []
     for depth, part in enumerate(parts):
         elem: str | int = int(part) if part.isdigit() else part
         path, types_, _ = _override_step(current, elem, node)
@@ -597,8 +618,9 @@ def _check_override_path(parts: list[str], data: Mapping[str, Any]) -> None:
                 hint = f"; valid keys here: {', '.join(keys)}"
             else:
                 hint = f"; {prefix or 'the scenario'} has no sub-settings"
-            raise ConfigError(f"no such setting{hint}", source="--set", field=".".join(parts))
+            raise ConfigError(f"no such setting{hint}", source=source, field=".".join(parts))
         current = types_
+        found.append(types_)
         node = (
             node.get(part)
             if isinstance(node, Mapping)
@@ -608,6 +630,15 @@ def _check_override_path(parts: list[str], data: Mapping[str, Any]) -> None:
                 else None
             )
         )
+    return found
+
+
+def _is_list_only(types_: list[Any]) -> bool:
+    """Whether a setting's schema types are sequences only (so ``path.N`` indexes a list)."""
+    expanded = [tp for tp in expand_types(types_) if tp is not type(None)]
+    return bool(expanded) and all(
+        typing.get_origin(tp) in (list, tuple) for tp in expanded
+    )
 
 
 def _keys_for(types_: list[Any], node: Any) -> list[str]:
@@ -663,20 +694,24 @@ def _override_step(
 
 
 def apply_overrides(
-    data: Mapping[str, Any], overrides: Sequence[str] | Mapping[str, Any], *, source: str = "--set"
+    data: Mapping[str, Any],
+    overrides: Sequence[str] | Mapping[str, Any],
+    *,
+    source: str = OVERRIDES_SOURCE,
 ) -> dict[str, Any]:
     """A copy of ``data`` with each ``dotted.path=VALUE`` override set (VALUE parsed as YAML).
 
     Paths are checked against the Scenario schema, so a typo is an error naming the nearest
     valid key; missing intermediate sections are created; list items are addressed by index
-    (``updates.0.at_s=60``).
+    (``updates.0.at_s=60``). ``source`` is what errors blame: ``--set`` on the command line,
+    ``overrides`` (the default) from Python.
     """
     out: dict[str, Any] = copy.deepcopy(dict(data))
-    for path, value in _override_items(overrides):
+    for path, value in _override_items(overrides, source):
         parts = path.split(".")
         if any(not p for p in parts):
             raise ConfigError(f"malformed path {path!r}", source=source, field=path)
-        _check_override_path(parts, out)
+        types_at = _check_override_path(parts, out, source)
         node: Any = out
         for depth, part in enumerate(parts[:-1]):
             here = ".".join(parts[: depth + 1])
@@ -693,6 +728,14 @@ def apply_overrides(
                 node = node[index]
             elif isinstance(node, dict):
                 child = node.get(part)
+                if child is None and _is_list_only(types_at[depth]):
+                    # A missing list cannot be indexed: do not invent a mapping {"0": ...}.
+                    raise ConfigError(
+                        f"no item {parts[depth + 1]} in {here}: the scenario has no {here} "
+                        f"(set the whole list, e.g. {here}=[...])",
+                        source=source,
+                        field=path,
+                    )
                 if child is None:
                     child = node[part] = {}
                 elif not isinstance(child, dict | list):
@@ -763,16 +806,21 @@ def scenario_from_dict(
     source: str = "<dict>",
     base_dir: str | Path = ".",
     overrides: Sequence[str] | Mapping[str, Any] = (),
+    override_source: str = OVERRIDES_SOURCE,
 ) -> Scenario:
-    """Build a validated :class:`Scenario` from a mapping, applying overrides first."""
+    """Build a validated :class:`Scenario` from a mapping, applying overrides first.
+
+    Errors in (or caused by) an override blame ``override_source``: ``overrides`` from
+    Python, ``--set`` from the command line.
+    """
     if not isinstance(data, Mapping):
         raise ConfigError(f"expected a mapping, got {type(data).__name__}", source=source)
-    items = _override_items(overrides)
-    merged = apply_overrides(data, dict(items)) if items else dict(data)
+    items = _override_items(overrides, override_source)
+    merged = apply_overrides(data, dict(items), source=override_source) if items else dict(data)
     try:
         scenario = Scenario.model_validate(merged)
     except ValidationError as exc:
-        blame = {path: "--set" for path, _ in items}
+        blame = {path: override_source for path, _ in items}
         raise config_error_from_validation(
             exc, model=Scenario, source=source, source_for=blame
         ) from None
@@ -785,18 +833,26 @@ def scenario_from_dict(
         )
         if not set_here:
             raise
-        raise ConfigError(exc.detail, source="--set", field=exc.field) from None
+        raise ConfigError(exc.detail, source=override_source, field=exc.field) from None
     return scenario.with_base_dir(Path(base_dir).resolve(), source=source)
 
 
-def load_scenario(path: str | Path, overrides: Sequence[str] | Mapping[str, Any] = ()) -> Scenario:
-    """Load a scenario YAML/JSON file, or a create-request JSON whose workload comes from overrides."""
+def load_scenario(
+    path: str | Path,
+    overrides: Sequence[str] | Mapping[str, Any] = (),
+    *,
+    override_source: str = OVERRIDES_SOURCE,
+) -> Scenario:
+    """Load a scenario YAML/JSON file, or a create-request JSON whose workload comes from overrides.
+
+    ``override_source`` is what errors in ``overrides`` blame (``--set`` from the CLI).
+    """
     p = Path(path)
     source = str(path)
     data = _read_mapping(p, source)
     if _is_create_body(data):
         data = {"deployment": data}
-        paths = [path for path, _ in _override_items(overrides)]
+        paths = [path for path, _ in _override_items(overrides, override_source)]
         if not any(path == "workload" or path.startswith("workload.") for path in paths):
             raise ConfigError(
                 "a create-request body has no workload: add a trace (sim run --deployment FILE "
@@ -804,7 +860,10 @@ def load_scenario(path: str | Path, overrides: Sequence[str] | Mapping[str, Any]
                 source=source,
                 field="workload",
             )
-    return scenario_from_dict(data, source=source, base_dir=p.parent, overrides=overrides)
+    return scenario_from_dict(
+        data, source=source, base_dir=p.parent, overrides=overrides,
+        override_source=override_source,
+    )
 
 
 def load_create_body(path: str | Path) -> CreateBody:
@@ -821,6 +880,8 @@ def scenario_from_create_body(
     trace_path: str | Path,
     trace_format: str | None = None,
     overrides: Sequence[str] | Mapping[str, Any] = (),
+    *,
+    override_source: str = OVERRIDES_SOURCE,
 ) -> Scenario:
     """The scenario of ``sim run --deployment CREATE.json --trace FILE``: defaults everywhere else."""
     p = Path(create_json_path)
@@ -841,6 +902,7 @@ def scenario_from_create_body(
         source=source,
         base_dir=p.parent,
         overrides=overrides,
+        override_source=override_source,
     )
 
 
@@ -903,6 +965,35 @@ def _check_shape(
     return gpus
 
 
+def _check_model_kind(scenario: Scenario, spec: Any, source: str | None, warnings: list[str]) -> None:
+    """An encoder (embedding) model cannot serve ``inf_type: llm``; a decoder LLM as an
+    embedding model is plausible (LLM-based embedders) but worth a warning."""
+    dep = scenario.deployment
+    model_name = dep.base_model or dep.model
+    if spec is None:
+        # Queueing service models skip the catalog; the body itself may still be inconsistent.
+        try:
+            from sim.serving.models import resolve_model
+
+            spec = resolve_model(model_name)
+        except (ImportError, SimError):
+            return
+    kind = getattr(spec, "kind", "decoder")
+    if kind == "encoder" and dep.inf_type == "llm":
+        raise ConfigError(
+            f"{model_name} is an encoder (embedding) model: it cannot generate text, so "
+            "inf_type 'llm' does not fit it; expected inf_type: embedding",
+            source=source,
+            field="deployment.inf_type",
+        )
+    if kind == "decoder" and dep.inf_type == "embedding":
+        warnings.append(
+            f"deployment.inf_type=embedding with {model_name}, a decoder LLM: simulated as an "
+            "embedding model (prompt only, no decode), as LLM-based embedders are; set "
+            "inf_type: llm if it should generate text"
+        )
+
+
 def validate_scenario(scenario: Scenario, *, source: str | None = None) -> list[str]:
     """Cross-field checks that need the model/GPU catalogs; returns warnings, raises ConfigError on errors."""
     source = source if source is not None else scenario.source
@@ -929,6 +1020,7 @@ def validate_scenario(scenario: Scenario, *, source: str | None = None) -> list[
                 # A user profile may describe a model the built-in catalog does not know.
                 warnings.append(f"{model_field}: {exc}; worker shapes were not checked")
     models_ok = spec is not None
+    _check_model_kind(scenario, spec, source, warnings)
 
     iwc = dep.initial_worker_config
     if models_ok and not iwc.instance_types:
@@ -1027,18 +1119,12 @@ def validate_scenario(scenario: Scenario, *, source: str | None = None) -> list[
             f"({scenario.autoscaler.decision_interval_s}): some requests are never seen by the autoscaler"
         )
 
-    # An unknown policy name is caught here rather than mid-run, when the registry exists.
-    policy = scenario.autoscaler.policy
-    if ":" not in policy:
-        try:
-            registry = getattr(importlib.import_module("sim.policies"), "POLICIES", None)
-        except ImportError:
-            registry = None
-        if registry is not None and policy not in registry:
-            names = list(registry)
-            close = difflib.get_close_matches(policy, names, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(names)}"
-            raise ConfigError(
-                f"unknown policy {policy!r}{hint}", source=source, field="autoscaler.policy"
-            )
+    # The policy is built here rather than mid-run: an unknown name, a module:Attr that does
+    # not import or is not a policy, and bad autoscaler.params all fail before the run.
+    try:
+        scalegen = importlib.import_module("sim.policies.scalegen")
+    except ImportError:
+        scalegen = None
+    if scalegen is not None:
+        scalegen.build_policy(dep, scenario.autoscaler, source=source)
     return warnings

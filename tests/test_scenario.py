@@ -447,7 +447,7 @@ def test_override_list_item_by_index() -> None:
 def test_override_of_nonexistent_path_names_nearest() -> None:
     """An override path that is not in the schema is an error naming it and the nearest valid key."""
     err = _config_error(_data(), overrides=["deployment.autoscaling_config.time_windw_sec=3"])
-    assert err.source == "--set"
+    assert err.source == "overrides"  # the Python API's name for them; the CLI says --set
     assert err.field == "deployment.autoscaling_config.time_windw_sec"
     assert "did you mean 'deployment.autoscaling_config.time_window_sec'" in str(err)
     err = _config_error(_data(), overrides=["workload.rate_per_sec=3"])
@@ -467,9 +467,18 @@ def test_malformed_override_rejected() -> None:
 
 
 def test_invalid_override_value_blames_set() -> None:
-    """A bad value that came from --set is reported against --set, not the file."""
+    """A bad value that came from an override is reported against the overrides, not the file."""
     err = _config_error(_data(), overrides=["deployment.autoscaling_config.time_window_sec=0"])
-    assert err.source == "--set" and err.field == "deployment.autoscaling_config.time_window_sec"
+    assert err.source == "overrides"
+    assert err.field == "deployment.autoscaling_config.time_window_sec"
+    with pytest.raises(ConfigError) as info:
+        scenario_from_dict(
+            _data(),
+            source="scenario.yaml",
+            overrides=["deployment.autoscaling_config.time_window_sec=0"],
+            override_source="--set",
+        )
+    assert info.value.source == "--set"
 
 
 def test_apply_overrides_does_not_mutate_input() -> None:

@@ -14,8 +14,10 @@ scale up, scale down. How a ``*_timeout_sec`` gates an action is a switch
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,8 +73,23 @@ class ScalegenPolicy:
         self.first_tick: float | None = None  # stabilization: windows fill from here
 
     @classmethod
+    def check_params(cls, params: Mapping[str, Any], autoscaler: Any = None) -> None:
+        """The scalegen policy takes no ``autoscaler.params``: any key is an error."""
+        for key in params:
+            # Its knobs live in the autoscaler section and the create body: point there.
+            near = difflib.get_close_matches(str(key), _knob_names(autoscaler), n=1)
+            hint = f"; did you mean autoscaler.{near[0]}?" if near else ""
+            raise ConfigError(
+                f"unknown parameter {key!r}: the scalegen policy takes no params (no key is "
+                "valid here; its knobs are deployment.autoscaling_config and the autoscaler "
+                f"section){hint}",
+                field=f"autoscaler.params.{key}",
+            )
+
+    @classmethod
     def from_scenario(cls, deployment: Any, autoscaler: Any) -> ScalegenPolicy:
         """Build from the scenario's deployment body and ``autoscaler`` section."""
+        cls.check_params(_params_of(autoscaler), autoscaler)
         return cls(ScalegenParams.from_deployment(deployment, autoscaler), autoscaler)
 
     def on_update(self, deployment: Any, time_s: float, immediate: bool) -> None:
@@ -213,9 +230,30 @@ class FixedPolicy:
         self.workers = workers
 
     @classmethod
+    def check_params(cls, params: Mapping[str, Any], autoscaler: Any = None) -> None:
+        """Only ``workers``, an integer >= 0, is allowed."""
+        for key in params:
+            if key != "workers":
+                near = difflib.get_close_matches(str(key), ["workers"], n=1)
+                hint = "; did you mean 'workers'?" if near else "; the only valid key is 'workers'"
+                raise ConfigError(
+                    f"unknown parameter {key!r} of the fixed policy{hint}",
+                    field=f"autoscaler.params.{key}",
+                )
+        if "workers" in params:
+            n = params["workers"]
+            if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+                raise ConfigError(
+                    f"expected an integer >= 0 (the fixed fleet size), got {n!r}",
+                    field="autoscaler.params.workers",
+                )
+
+    @classmethod
     def from_scenario(cls, deployment: Any, autoscaler: Any) -> FixedPolicy:
         """``autoscaler.params.workers`` if given, else the deployment's ``min_workers``."""
-        n = autoscaler.params.get("workers", deployment.initial_worker_config.min_workers)
+        params = _params_of(autoscaler)
+        cls.check_params(params, autoscaler)
+        n = params.get("workers", deployment.initial_worker_config.min_workers)
         return cls(int(n))
 
     def on_update(self, deployment: Any, time_s: float, immediate: bool) -> None:
@@ -234,10 +272,72 @@ class FixedPolicy:
         return NO_OP
 
 
-def build_policy(deployment: Any, autoscaler: Any) -> Any:
-    """The policy named by ``autoscaler.policy``, bound to this deployment."""
+def _params_of(autoscaler: Any) -> Mapping[str, Any]:
+    """``autoscaler.params`` (an empty mapping when absent); anything else is an error."""
+    params = getattr(autoscaler, "params", None)
+    if params is None:
+        return {}
+    if not isinstance(params, Mapping):
+        raise ConfigError(
+            f"expected a mapping of parameters, got {type(params).__name__}",
+            field="autoscaler.params",
+        )
+    return params
+
+
+def _knob_names(autoscaler: Any) -> list[str]:
+    """The fields of the autoscaler section other than ``policy``/``params``, for hints."""
+    fields = getattr(type(autoscaler), "model_fields", None) or {}
+    return [k for k in fields if k not in ("policy", "params")]
+
+
+def resolve_policy(name: str, *, source: str | None = None) -> Any:
+    """The policy class (factory) called ``name``: registered, or ``module:Attr`` imported.
+
+    Raises :class:`ConfigError` on ``autoscaler.policy`` when the name is unknown, the module
+    cannot be imported, or the attribute is not a policy (it needs ``from_scenario`` and ``decide``).
+    """
+    field = "autoscaler.policy"
+    if ":" in name:
+        module, _, attr = name.partition(":")
+        if not module.strip() or not attr.strip():
+            raise ConfigError(
+                f"expected a registered policy name or module:Attr, got {name!r}",
+                source=source, field=field,
+            )
     try:
-        factory = POLICIES.get(autoscaler.policy)
+        factory = POLICIES.get(name)
     except KeyError as exc:
-        raise ConfigError(str(exc.args[0]), field="autoscaler.policy") from None
-    return factory.from_scenario(deployment, autoscaler)
+        raise ConfigError(str(exc.args[0]), source=source, field=field) from None
+    except Exception as exc:  # noqa: BLE001 - importing user code can raise anything
+        raise ConfigError(
+            f"cannot import autoscaling policy {name!r}: {type(exc).__name__}: {exc}",
+            source=source, field=field,
+        ) from None
+    missing = [m for m in ("from_scenario", "decide") if not callable(getattr(factory, m, None))]
+    if missing:
+        raise ConfigError(
+            f"{name!r} is not an autoscaling policy: expected a class with a "
+            f"from_scenario(deployment, autoscaler) classmethod and a decide(observation) "
+            f"method; it has no {' or '.join(missing)}",
+            source=source, field=field,
+        )
+    return factory
+
+
+def build_policy(deployment: Any, autoscaler: Any, *, source: str | None = None) -> Any:
+    """The policy named by ``autoscaler.policy``, bound to this deployment.
+
+    ``source`` (the scenario file) goes into error messages. A policy class may define
+    ``check_params(params, autoscaler)`` to validate ``autoscaler.params``; the built-in ones do.
+    """
+    factory = resolve_policy(autoscaler.policy, source=source)
+    try:
+        check = getattr(factory, "check_params", None)
+        if callable(check):
+            check(_params_of(autoscaler), autoscaler)
+        return factory.from_scenario(deployment, autoscaler)
+    except ConfigError as exc:
+        if exc.source is not None or source is None:
+            raise
+        raise ConfigError(exc.detail, source=source, field=exc.field) from None
