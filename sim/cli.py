@@ -151,6 +151,13 @@ def _check_run_options(args: argparse.Namespace) -> None:
                 "the replications)",
                 source="sim run",
             )
+    if args.scheduler is not None:
+        if args.seeds is None:
+            raise ConfigError("--scheduler goes only with --seeds (it runs the replications)",
+                              source="sim run")
+        if args.workers is not None:
+            raise ConfigError("--workers and --scheduler are exclusive: local processes or a "
+                              "Dask cluster", source="sim run")
 
 
 @contextmanager
@@ -240,7 +247,13 @@ def _run_replications(
             bar.update(1)
 
     try:
-        results = replicate(scenario, seeds, workers=args.workers or 1, on_done=done)
+        if args.scheduler:
+            from sim.replicate import dask_executor
+
+            with dask_executor(args.scheduler) as executor:
+                results = replicate(scenario, seeds, executor=executor, on_done=done)
+        else:
+            results = replicate(scenario, seeds, workers=args.workers or 1, on_done=done)
     finally:
         if bar is not None:
             bar.close()
@@ -504,6 +517,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="replications, e.g. 1-10 or 1,2,7: mean and 95%% CI of every figure")
     run.add_argument("--workers", type=int, default=None, metavar="N",
                      help="processes for --seeds (default 1)")
+    run.add_argument("--scheduler", metavar="ADDR",
+                     help="run --seeds on the Dask cluster at ADDR (tcp://host:8786) instead "
+                     "of local processes")
     run.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario name>)")
     run.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
     run.set_defaults(func=cmd_run)

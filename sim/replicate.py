@@ -8,8 +8,9 @@ bit-identical result in a pool as when run alone.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 from sim.errors import ConfigError
@@ -89,6 +90,30 @@ def replicate(
     finally:
         if own:
             pool.shutdown()
+
+
+CONNECT_TIMEOUT_S = 10.0  # how long to wait for a Dask scheduler before giving up
+
+
+@contextmanager
+def dask_executor(address: str) -> Iterator[Executor]:
+    """A :class:`concurrent.futures.Executor` on the Dask cluster at ``address``
+    (``tcp://host:8786``); needs the ``dask`` extra (``pip install -e '.[dask]'``)."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ConfigError(
+            "running on a Dask cluster needs dask.distributed: pip install -e '.[dask]'",
+            source="--scheduler",
+        ) from None
+    try:
+        client = Client(address, timeout=f"{CONNECT_TIMEOUT_S}s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ConfigError(f"cannot connect to {address}: {exc}", source="--scheduler") from None
+    try:
+        yield client.get_executor()
+    finally:
+        client.close()
 
 
 def replication_summary(results: Sequence[Result]) -> dict[str, Any]:

@@ -106,3 +106,35 @@ def test_cli_seeds_writes_each_run_and_the_aggregate(tmp_path) -> None:  # noqa:
     agg = json.loads((out / "replications.json").read_text())
     assert agg["replications"]["seeds"] == [1, 2, 3]
     assert agg["cost"]["per_hour_usd"]["n"] == 3
+
+
+def test_dask_gives_bit_identical_results() -> None:
+    """Replications on a local Dask cluster equal the same seeds run alone, column for column."""
+    distributed = pytest.importorskip("distributed")
+    sc = _scenario()
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster, distributed.Client(cluster) as client:
+        results = replicate(sc, [4, 5], executor=client.get_executor())
+    for seed, res in zip([4, 5], results, strict=True):
+        alone = simulate(sc, seed)
+        pd.testing.assert_frame_equal(res.requests, alone.requests)
+        pd.testing.assert_frame_equal(res.workers, alone.workers)
+        assert res.summary["cost"] == alone.summary["cost"]
+
+
+def test_cli_scheduler_unreachable_is_one_line_error(tmp_path, capsys, monkeypatch) -> None:  # noqa: ANN001
+    """sim run --seeds --scheduler at an address with no cluster fails with one line, exit 2."""
+    pytest.importorskip("distributed")
+    monkeypatch.setattr("sim.replicate.CONNECT_TIMEOUT_S", 1.0)
+    scen = tmp_path / "s.yaml"
+    scen.write_text(
+        "name: rep\n"
+        "deployment: {name: rep, model: meta-llama/Meta-Llama-3-8B}\n"
+        "workload: {kind: poisson, rate_per_s: 1, requests: 50, prompt_tokens: 10, output_tokens: 10}\n"
+        "serving: {kind: exponential, mean_s: 1.0, max_batch: 1}\n"
+    )
+    code = main(["run", str(scen), "--seeds", "1-2", "--scheduler", "tcp://127.0.0.1:1",
+                 "--out", str(tmp_path / "o"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: --scheduler")
