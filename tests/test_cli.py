@@ -16,12 +16,11 @@ from typing import Any
 
 import pandas as pd
 import pytest
-import yaml
+from helpers import MODEL, small_scenario, write_yaml
 
 from sim.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
-MODEL = "meta-llama/Meta-Llama-3-8B"
 
 # DESIGN §3.3: keys summary.json must have (section -> keys).
 SUMMARY_KEYS: dict[str, tuple[str, ...]] = {
@@ -53,35 +52,8 @@ SUMMARY_KEYS: dict[str, tuple[str, ...]] = {
 
 
 def scenario_dict(**extra: Any) -> dict[str, Any]:
-    """A small, fast scenario: Poisson arrivals on two workers with a fixed service time."""
-    data: dict[str, Any] = {
-        "name": "cli-test",
-        "deployment": {
-            "name": "cli-test",
-            "model": MODEL,
-            "initial_worker_config": {
-                "min_workers": 2,
-                "initial_workers_gpu": "A100",
-                "initial_workers_gpu_num": 1,
-            },
-        },
-        "workload": {
-            "kind": "poisson",
-            "rate_per_s": 1.0,
-            "requests": 300,
-            "prompt_tokens": 100,
-            "output_tokens": 20,
-        },
-        "serving": {"kind": "exponential", "mean_s": 1.0, "max_batch": 1},
-    }
-    data.update(extra)
-    return data
-
-
-def write_yaml(path: Path, data: dict[str, Any]) -> Path:
-    """Write ``data`` as YAML to ``path``."""
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+    """A small, fast scenario: 300 Poisson requests on two workers with an exponential service time."""
+    return small_scenario("cli-test", workers=2, requests=300, mean_s=1.0, **extra)
 
 
 @pytest.fixture

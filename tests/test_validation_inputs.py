@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from helpers import small_scenario, write_yaml
 
 from sim.cli import _headline, main
 from sim.errors import ConfigError
@@ -24,39 +24,10 @@ from sim.rng import Streams
 from sim.run import simulate
 from sim.scenario import load_scenario, scenario_from_dict, validate_scenario
 
-MODEL = "meta-llama/Meta-Llama-3-8B"
-
 
 def scenario_dict(**extra: Any) -> dict[str, Any]:
     """A small, fast scenario: 60 Poisson requests on one worker with an exponential service time."""
-    data: dict[str, Any] = {
-        "name": "qa",
-        "deployment": {
-            "name": "qa",
-            "model": MODEL,
-            "initial_worker_config": {
-                "min_workers": 1,
-                "initial_workers_gpu": "A100",
-                "initial_workers_gpu_num": 1,
-            },
-        },
-        "workload": {
-            "kind": "poisson",
-            "rate_per_s": 1.0,
-            "requests": 60,
-            "prompt_tokens": 100,
-            "output_tokens": 20,
-        },
-        "serving": {"kind": "exponential", "mean_s": 0.5, "max_batch": 1},
-    }
-    data.update(extra)
-    return data
-
-
-def write_yaml(path: Path, data: dict[str, Any]) -> Path:
-    """Write ``data`` as YAML to ``path``."""
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+    return small_scenario("qa", workers=1, requests=60, mean_s=0.5, **extra)
 
 
 @pytest.fixture

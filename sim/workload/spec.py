@@ -146,6 +146,12 @@ class RateScaleOp(_Spec):
     )
 
 
+def _check_window(start_s: float | None, end_s: float | None) -> None:
+    """A time window [start_s, end_s) must not be empty."""
+    if start_s is not None and end_s is not None and end_s <= start_s:
+        raise ValueError(f"end_s ({end_s}) must be greater than start_s ({start_s})")
+
+
 class SliceOp(_Spec):
     """Keep a time window; its start becomes t = 0."""
 
@@ -157,8 +163,7 @@ class SliceOp(_Spec):
 
     @model_validator(mode="after")
     def _order(self) -> SliceOp:
-        if self.start_s is not None and self.end_s is not None and self.end_s <= self.start_s:
-            raise ValueError(f"end_s ({self.end_s}) must be greater than start_s ({self.start_s})")
+        _check_window(self.start_s, self.end_s)
         return self
 
 
@@ -259,8 +264,7 @@ class TraceWorkload(_Spec):
 
     @model_validator(mode="after")
     def _slice_order(self) -> TraceWorkload:
-        if self.start_s is not None and self.end_s is not None and self.end_s <= self.start_s:
-            raise ValueError(f"end_s ({self.end_s}) must be greater than start_s ({self.start_s})")
+        _check_window(self.start_s, self.end_s)
         return self
 
 
