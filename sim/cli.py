@@ -521,7 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run --seeds on the Dask cluster at ADDR (tcp://host:8786) instead "
                      "of local processes")
     run.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario name>)")
-    run.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
     run.set_defaults(func=cmd_run)
 
     val = sub.add_parser("validate", help="print the resolved scenario or the error")

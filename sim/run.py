@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sim.engine.core import Engine
+from sim.errors import ConfigError
 from sim.fleet.model import FleetModel
 from sim.metrics import Result, build_result
 from sim.policies import build_policy
@@ -26,7 +27,14 @@ def simulate(
     ``seed`` overrides ``scenario.sim.seed``; the same seed gives bit-identical results.
     ``workload`` may be passed pre-built (e.g. to share one trace across many configs).
     """
-    seed = scenario.sim.seed if seed is None else int(seed)
+    if not isinstance(scenario, Scenario):
+        raise TypeError(
+            f"simulate() takes a Scenario, not {type(scenario).__name__}: build one with "
+            "sim.load_scenario(path) or sim.scenario_from_dict(data)"
+        )
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ConfigError(f"expected an integer seed >= 0, got {seed!r}", field="sim.seed")
+    seed = scenario.sim.seed if seed is None else seed
     streams = Streams(seed)
     if workload is None:
         workload = build_workload(scenario.workload, streams, scenario.base_dir)

@@ -477,12 +477,16 @@ def test_horizon_cuts_run_and_counts_in_flight() -> None:
 
 @pytest.mark.parametrize("mode", ["fast", "exact"])
 def test_llm_single_request_times_from_profile(tmp_path: Path, mode: str) -> None:
-    """A lone LLM request: TTFT = prefill(p); E2E = prefill + sum of (out-1) decode steps at batch 1, context p+k."""
+    """A lone LLM request: TTFT = one prefill-only iteration (base + prefill(p)); E2E adds (out-1) decode steps at batch 1, context p+k."""
     prof = profile()
     p, out = 500, 50
     path = write_trace(tmp_path, [(0.0, p, out)])
     req = simulate(llm_scenario(trace(path), mode=mode), seed=1).requests
-    ttft = prof.prefill_base_s + prof.prefill_per_token_s * p + prof.prefill_per_token2_s * p * p
+    ttft = (
+        prof.decode_base_s  # every iteration pays the base cost (Profile.iteration_s(0, 0, [p]))
+        + prof.prefill_base_s + prof.prefill_per_token_s * p + prof.prefill_per_token2_s * p * p
+    )
+    assert ttft == pytest.approx(prof.iteration_s(0, 0, [p]), rel=1e-12)
     decode = sum(
         prof.decode_base_s + prof.decode_per_seq_s * 1 + prof.decode_per_ctx_token_s * (p + k)
         for k in range(1, out)
@@ -632,7 +636,7 @@ def test_requeued_request_never_fails_before_it_was_lost(tmp_path: Path) -> None
 
 @pytest.mark.parametrize("mode", ["fast", "exact"])
 def test_llm_refill_from_queue_charges_prefill(tmp_path: Path, mode: str) -> None:
-    """max_batch 1: queued LLM requests are served back to back, each taking prefill(p) + (out-1) decode steps."""
+    """max_batch 1: queued LLM requests are served back to back, each taking one prefill iteration + (out-1) decode steps."""
     # Regression test: a request refilled from the queue at a completion boundary used to get its prefill for free (fixed in bc1e562).
     prof = profile()
     rows = [(0.0, 2000, 1), (0.0, 2000, 1), (0.0, 2000, 3)]
@@ -643,7 +647,7 @@ def test_llm_refill_from_queue_charges_prefill(tmp_path: Path, mode: str) -> Non
     for i, (_, p, out) in enumerate(rows):
         r = req.iloc[i]
         assert r["dispatch_s"] == pytest.approx(t, abs=1e-12)
-        ttft = prof.prefill_s([p])
+        ttft = prof.iteration_s(0, 0, [p])  # a prefill-only iteration on the idle worker
         service = ttft + sum(prof.decode_step_s(1, p + k) for k in range(1, out))
         assert r["first_token_s"] - r["dispatch_s"] == pytest.approx(ttft, rel=1e-9)
         assert r["completion_s"] - r["dispatch_s"] == pytest.approx(service, rel=1e-9)

@@ -97,7 +97,7 @@ def make_record(requests: list[tuple] | None = None) -> RunRecord:
     qs = QueueSamples(time_s=[0.0, 50.0], queue_len=[0, 3], running=[1, 2], arrivals=[0, 6])
     return RunRecord(
         requests=req, workers=workers, decisions=decisions, timeline=tl, queue=qs,
-        horizon_s=HORIZON, seed=7, events=1234, wall_s=0.5, queue_area=150.0,
+        horizon_s=HORIZON, seed=7, events=1234, wall_s=0.5, queue_area=150.0, queue_max=3,
         warnings=["engine says hi"],
     )  # fmt: skip
 

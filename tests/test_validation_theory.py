@@ -333,7 +333,7 @@ def test_llm_max_batch_1_is_md1() -> None:
 
     prof = get_profile("meta-llama/Meta-Llama-3-8B", "A100", 1)
     p, out, rho = 1000, 20, 0.7
-    s = prof.prefill_s([p]) + sum(prof.decode_step_s(1, p + k) for k in range(1, out))
+    s = prof.iteration_s(0, 0, [p]) + sum(prof.decode_step_s(1, p + k) for k in range(1, out))
     lam = rho / s
     sc = scenario_from_dict(
         {

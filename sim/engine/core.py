@@ -108,8 +108,15 @@ class Engine:
         self.prompt: list[int] = workload.prompt_tokens.tolist()
         self.service_kind = scenario.serving_kind()
         out = workload.output_tokens
+        self.warnings: list[str] = list(getattr(workload, "warnings", ()))
         if self.service_kind == "llm":
             # A generation yields at least its first token (the prefill's output).
+            zero = int(np.count_nonzero(out == 0))
+            if zero:
+                self.warnings.append(
+                    f"{zero:,} requests ask for 0 output tokens: served as 1 (an LLM's prefill "
+                    "yields the first token)"
+                )
             out = np.maximum(out, 1)
         self.output: list[int] = out.tolist()
         self.service_time: list[float] = self._draw_service_times(streams.get("service"), n)
@@ -143,6 +150,7 @@ class Engine:
         self.queue: deque[int] = deque()
         self.requeued_at: dict[int, float] = {}  # queue re-entry time of preempted requests
         self.queue_area = 0.0
+        self.queue_max = 0
         self._q_last_t = 0.0
         self.next_arrival = 0
         self.last_arrival_t = -math.inf
@@ -160,7 +168,6 @@ class Engine:
         self.timeline = Timeline()
         self.qsamples = QueueSamples()
         self._arrivals_at_sample = 0  # arrivals counted at the previous queue sample
-        self.warnings: list[str] = list(getattr(workload, "warnings", ()))
         self._stop = self.env.event()
         self._updates = list(scenario.updates)
 
@@ -225,6 +232,10 @@ class Engine:
             self._drain_stop = True
             if not self.n:
                 horizon = 0.0
+                self.warnings.append(
+                    "the workload has no requests, so the run is empty; set sim.horizon_s to "
+                    "see what the idle fleet costs over a period"
+                )
         else:
             self._drain_stop = False
         self.schedule(float(horizon), lambda _e: self._finish())
@@ -254,6 +265,8 @@ class Engine:
         q.append(rid)
         if len(q) == 1:  # otherwise the head is blocked and nothing has freed up
             self._dispatch()
+        elif len(q) > self.queue_max:
+            self.queue_max = len(q)
         if self.progress is not None and not rid % 4096:
             self.progress(t)
 
@@ -325,10 +338,18 @@ class Engine:
         if q and t > self._q_last_t:
             self.queue_area += len(q) * (t - self._q_last_t)
             self._q_last_t = t
-        # Requeued requests sit at the head with an earlier arrival but a later queue entry:
-        # expiry is checked from the head while it holds, as in _dispatch.
         while q and self._expired(q[0], t):
             self._expire(q.popleft(), t)
+        if q and self.requeued_at and q[0] in self.requeued_at:
+            # Requeued requests sit at the head with an earlier arrival but a later queue
+            # entry: requests behind them may have expired while the head has not.
+            keep: deque[int] = deque()
+            for rid in q:
+                if self._expired(rid, t):
+                    self._expire(rid, t)
+                else:
+                    keep.append(rid)
+            self.queue = keep
 
     def _fail(self, rid: int, t: float, reason: int) -> None:
         self.status[rid] = FAILED
@@ -622,6 +643,7 @@ class Engine:
             self._q_last_t = t
             # Back to the head of the queue in their original arrival order.
             self.queue.extendleft(sorted(requeue, reverse=True))
+            self.queue_max = max(self.queue_max, len(self.queue))
         self._terminate(w, "preempted")
         if self.queue:
             self._dispatch()
@@ -830,7 +852,7 @@ class Engine:
         if arrived < self.n:
             self.warnings.append(
                 f"{self.n - arrived:,} of {self.n:,} requests arrive after the horizon "
-                f"({t:,.0f} s) and were not simulated"
+                f"({t:,.1f} s) and were not simulated"
             )
             for name in (
                 "arrival_s", "prompt_tokens", "output_tokens", "dispatch_s", "first_token_s",
@@ -849,5 +871,6 @@ class Engine:
             events=next(self._env_eid),  # SimPy's event id counter: events scheduled
             wall_s=wall_s,
             queue_area=self.queue_area,
+            queue_max=self.queue_max,
             warnings=self.warnings,
         )

@@ -138,4 +138,5 @@ class RunRecord:
     events: int  # SimPy events processed (scheduled callbacks), for requests_per_wall_s
     wall_s: float
     queue_area: float  # integral of the gateway queue length over [0, horizon] (Little's law)
+    queue_max: int = 0  # the longest the gateway queue ever was (exact, not sampled)
     warnings: list[str] = field(default_factory=list)

@@ -220,7 +220,9 @@ class LlmService:
             self.settling = False
         b = self.b
         c = self._c
-        decode = self._a + self._per_seq * b + c * (self.sum_p + b * i - self.sum_j) if b else 0.0
+        # The per-iteration base cost (weights read, engine overhead) is paid by every
+        # iteration, also a prefill-only one on an idle worker (Profile.iteration_s).
+        decode = self._a + self._per_seq * b + c * (self.sum_p + b * i - self.sum_j)
         first = decode
         if self.joiners:
             # Join iteration: decode the running batch and prefill the joiners together. Their
@@ -258,10 +260,9 @@ class LlmService:
         return rids
 
     def rated_tokens_per_s(self) -> float:
-        """Decode throughput with a full batch of requests holding 1k tokens of context each."""
-        b = self.max_batch
-        step = self._a + self._per_seq * b + self._c * b * 1024
-        return b / step if step > 0 else math.inf
+        """The profile's rated decode throughput at this worker's max_batch (KV-capped), the
+        figure ``sim profile show`` prints for comparison with max_throughput_rate."""
+        return self.profile.rated_tokens_per_s(self.max_batch)
 
 
 @SERVICES.register("embedding")

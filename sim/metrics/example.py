@@ -104,5 +104,5 @@ def example_record(n_requests: int = 3000, horizon_s: float = 3600.0, seed: int 
     return RunRecord(
         requests=req, workers=workers, decisions=decisions, timeline=tl, queue=qs,
         horizon_s=horizon_s, seed=seed, events=n * 6, wall_s=0.8,
-        queue_area=float(waiting.mean() * horizon_s), warnings=[],
+        queue_area=float(waiting.mean() * horizon_s), queue_max=int(waiting.max()), warnings=[],
     )  # fmt: skip

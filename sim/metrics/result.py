@@ -443,7 +443,7 @@ def build_result(
         },
         "queue": {
             "mean_len": json_float(record.queue_area / horizon) if horizon > 0 else None,
-            "max_len": int(max(record.queue.queue_len)) if record.queue.queue_len else None,
+            "max_len": int(record.queue_max),
         },
         "sim": {
             "seed": int(record.seed),
