@@ -105,11 +105,11 @@ def test_unknown_model_without_size_raises_naming_serving_profile() -> None:
 
 
 def test_70b_does_not_fit_one_a100_and_shortfall_is_right() -> None:
-    """70B on 1 x A100-40GB misses 137.96 + 4096*327680/1e9 - 40*0.9 = 103.30 GB."""
+    """70B on 1 x A100-40GB (40,960 MiB) misses 137.96 + 4096*327680/1e9 - 42.95*0.9 = 100.65 GB."""
     spec = MODELS["Llama-2-70B"]
-    expected = 137.96 + MIN_KV_TOKENS * 327_680 / 1e9 - 36.0
+    expected = 137.96 + MIN_KV_TOKENS * 327_680 / 1e9 - 40960 * 2**20 / 1e9 * 0.9
     assert memory_shortfall_gb(spec, "A100", 1) == pytest.approx(expected)
-    assert expected == pytest.approx(103.302, abs=1e-3)
+    assert expected == pytest.approx(100.647, abs=1e-3)
     assert memory_shortfall_gb(spec, "A100", 4) == 0.0
 
 

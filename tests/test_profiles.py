@@ -39,21 +39,23 @@ def _script() -> ModuleType:
 
 
 def test_kv_capacity_hand_computed() -> None:
-    """Llama-2-7B on 1 x A100-80GB at 0.9: (72 - 13.48) GB / 524288 B = 111618 tokens."""
-    assert kv_capacity_tokens(MODELS["Llama-2-7B"], "A100-80GB", 1, 0.9) == 111_618
-    assert get_profile("meta-llama/Llama-2-7b-hf", "A100-80GB", 1).kv_capacity_tokens == 111_618
+    """Llama-2-7B on 1 x A100-80GB (81,920 MiB) at 0.9: (77.31 - 13.48) GB / 524288 B = 121744 tokens."""
+    expected = math.floor((81920 * 2**20 * 0.9 - 13.48e9) / 524_288)
+    assert expected == 121_744
+    assert kv_capacity_tokens(MODELS["Llama-2-7B"], "A100-80GB", 1, 0.9) == expected
+    assert get_profile("meta-llama/Llama-2-7b-hf", "A100-80GB", 1).kv_capacity_tokens == expected
 
 
 def test_kv_capacity_scales_with_utilization_and_gpus() -> None:
-    """Llama-3-8B on 2 x H100 at 0.8: floor((128 - 16.06) GB / 131072 B) = 854034 tokens."""
+    """Llama-3-8B on 2 x H100 (81,920 MiB each) at 0.8: floor((137.44 - 16.06) GB / 131072 B) = 926047 tokens."""
     assert kv_capacity_tokens(MODELS["Llama-3-8B"], "H100", 2, 0.8) == math.floor(
-        (2 * 80 * 0.8 - 16.06) * 1e9 / 131_072)
-    assert kv_capacity_tokens(MODELS["Llama-3-8B"], "H100", 2, 0.8) == 854_034
+        (2 * 81920 * 2**20 * 0.8 - 16.06e9) / 131_072)
+    assert kv_capacity_tokens(MODELS["Llama-3-8B"], "H100", 2, 0.8) == 926_047
 
 
 def test_profile_that_cannot_hold_weights_says_how_many_gb_are_missing() -> None:
-    """70B on 1 x A100 raises ProfileError naming the GB missing (137.96 - 36 = ~102 GB)."""
-    with pytest.raises(ProfileError, match=r"needs 102\.0 GB more"):
+    """70B on 1 x A100 raises ProfileError naming the GB missing (137.96 - 38.65 = ~99.3 GB)."""
+    with pytest.raises(ProfileError, match=r"needs 99\.3 GB more"):
         get_profile("meta-llama/Llama-2-70b", "A100", 1)
 
 

@@ -1,9 +1,12 @@
 """GPU types the simulator knows: memory, memory bandwidth and dense FP16/BF16 throughput.
 
-Names follow the price catalog (`../shared/data/gpu_prices`, SkyPilot spelling). Figures are
-vendor datasheet values (NVIDIA product briefs; SXM variants for A100/H100/H200, where the
-clouds' 8-GPU instances use SXM). They are used to check that a model fits a worker shape
-and to scale performance profiles to GPUs that were not profiled.
+Names follow the price catalog (`../shared/data/gpu_prices`, SkyPilot spelling). Memory is the
+per-GPU size the clouds report (the catalog's ``MemoryInfo.SizeInMiB``, e.g. 40,960 MiB for an
+A100-40GB), converted to GB of 1e9 bytes, since model weights and KV bytes are counted in
+bytes; A40 (not in the catalog) is nvidia-smi's 46,068 MiB. Bandwidth and FLOPs are vendor
+datasheet values (NVIDIA product briefs; SXM variants for A100/H100/H200, where the clouds'
+8-GPU instances use SXM). They are used to check that a model fits a worker shape, to size the
+KV cache, and to scale performance profiles to GPUs that were not profiled.
 """
 
 from __future__ import annotations
@@ -13,13 +16,15 @@ from dataclasses import dataclass
 
 from sim.errors import ConfigError
 
+_MIB = 1024 * 1024 / 1e9  # GB per MiB
+
 
 @dataclass(frozen=True)
 class GpuSpec:
     """One GPU type."""
 
     name: str
-    memory_gb: float  # usable HBM/GDDR per GPU, GB (1e9 bytes)
+    memory_gb: float  # memory per GPU, GB (1e9 bytes)
     hbm_gbps: float  # memory bandwidth, GB/s
     fp16_tflops: float  # dense FP16/BF16 tensor throughput, TFLOP/s
 
@@ -27,19 +32,19 @@ class GpuSpec:
 GPU_SPECS: dict[str, GpuSpec] = {
     g.name: g
     for g in (
-        GpuSpec("T4", 16, 320, 65),
-        GpuSpec("V100", 16, 900, 125),
-        GpuSpec("V100-32GB", 32, 900, 125),
-        GpuSpec("A10G", 24, 600, 70),
-        GpuSpec("A10", 24, 600, 125),
-        GpuSpec("L4", 24, 300, 121),
-        GpuSpec("L40S", 48, 864, 362),
-        GpuSpec("A40", 48, 696, 150),
-        GpuSpec("A6000", 48, 768, 155),
-        GpuSpec("A100", 40, 1555, 312),
-        GpuSpec("A100-80GB", 80, 2039, 312),
-        GpuSpec("H100", 80, 3350, 989),
-        GpuSpec("H200", 141, 4800, 989),
+        GpuSpec("T4", 16384 * _MIB, 320, 65),
+        GpuSpec("V100", 16384 * _MIB, 900, 125),
+        GpuSpec("V100-32GB", 32768 * _MIB, 900, 125),
+        GpuSpec("A10G", 22888 * _MIB, 600, 70),
+        GpuSpec("A10", 24576 * _MIB, 600, 125),
+        GpuSpec("L4", 22888 * _MIB, 300, 121),
+        GpuSpec("L40S", 45776 * _MIB, 864, 362),
+        GpuSpec("A40", 46068 * _MIB, 696, 150),
+        GpuSpec("A6000", 49152 * _MIB, 768, 155),
+        GpuSpec("A100", 40960 * _MIB, 1555, 312),
+        GpuSpec("A100-80GB", 81920 * _MIB, 2039, 312),
+        GpuSpec("H100", 81920 * _MIB, 3350, 989),
+        GpuSpec("H200", 144384 * _MIB, 4800, 989),
     )
 }
 
