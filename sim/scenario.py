@@ -1032,6 +1032,13 @@ def validate_scenario(scenario: Scenario, *, source: str | None = None) -> list[
             "deployment.initial_worker_config.initial_workers_gpu_num",
             source,
         )
+        tp = int(iwc.initial_workers_gpu_num)
+        if tp > 1 and spec.n_heads % tp:
+            warnings.append(
+                f"deployment.initial_worker_config.initial_workers_gpu_num: {tp} GPUs per "
+                f"worker do not divide {spec.name}'s {spec.n_heads} attention heads; vLLM's "
+                "tensor parallelism would refuse this shape (use 1, 2, 4 or 8)"
+            )
     for i, (update, current) in enumerate(
         zip(scenario.updates, check_updates(scenario, source=source), strict=True)
     ):

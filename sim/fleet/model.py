@@ -128,14 +128,20 @@ class FleetModel:
             return None
         key = (gpu, gpus)
         if key not in self._profiles:
-            from sim.serving.profiles import get_profile
+            from sim.serving.profiles import builtin_shapes, get_profile
 
             sv = self.scenario.serving
             path = None if sv.profile == "builtin" else str(self.scenario.resolve_path(sv.profile))
+            spec = self._spec(deployment)
             self._profiles[key] = get_profile(
-                self._spec(deployment), gpu, gpus,
-                gpu_memory_utilization=sv.gpu_memory_utilization, path=path,
+                spec, gpu, gpus, gpu_memory_utilization=sv.gpu_memory_utilization, path=path,
             )
+            if path is None and (spec.note or (spec.name, gpu, gpus) not in builtin_shapes()):
+                self.notes.append(
+                    f"no measured profile for {spec.name} on {gpus}x{gpu}: its performance is "
+                    "scaled from the nearest built-in entry (docs/profiles.md); supply "
+                    "serving.profile with your own measurements to remove this error source"
+                )
         return self._profiles[key]
 
     # -- placement ----------------------------------------------------------------------------

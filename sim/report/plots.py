@@ -169,16 +169,9 @@ def plot_workers_queue(result: Result, path: Path) -> Path:
         ax_a.set_ylim(bottom=0)
         ax_q.set_zorder(ax_a.get_zorder() + 1)
         ax_q.patch.set_visible(False)
-        ax_q.step(t, q["queue_len"], where="post", color="#d62728", lw=1.5, label="queue length")
-        ax_q.step(
-            t,
-            q["running"],
-            where="post",
-            color="#9467bd",
-            lw=1.0,
-            alpha=0.8,
-            label="requests running",
-        )
+        # Samples are values at the tick instants (not held between them): draw them as lines.
+        ax_q.plot(t, q["queue_len"], color="#d62728", lw=1.5, label="queue length")
+        ax_q.plot(t, q["running"], color="#9467bd", lw=1.0, alpha=0.8, label="requests running")
         ax_q.set_ylim(bottom=0)
         ax_q.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax_a.yaxis.set_major_locator(MaxNLocator(integer=True))
