@@ -161,6 +161,11 @@ class ColdStartSpec(_Section):
         default_factory=lambda: StageDist(median=60, sigma=0.3),
         description="Inference engine start time (s, lognormal).",
     )
+    adapter_load_s: StageField = Field(
+        default_factory=lambda: StageDist(median=15, sigma=0.3),
+        description="Loading a fine-tune on top of its base model (deployments with base_model), "
+        "s, lognormal; also paid from the warm pool.",
+    )
     warm_pool: WarmPoolSpec = Field(
         default_factory=WarmPoolSpec, description="Stages when starting from the shared warm pool."
     )

@@ -276,3 +276,20 @@ def test_spot_waits_for_capacity_within_the_timeout(tmp_path: Any) -> None:
                    seed=1)
     w = res.workers
     assert len(w) == 1 and w.spot.all() and w.provisioned_s.iloc[0] >= 600.0
+
+
+def test_fine_tune_pays_an_adapter_load_at_cold_start() -> None:
+    """A deployment with base_model adds fleet.cold_start.adapter_load_s to a scale-up's loading stage."""
+    stages = {"provision_s": 10, "image_pull_s": 20, "engine_start_s": 30,
+              "weight_download_gb_per_s": 1.0, "adapter_load_s": 7}
+    common = {"serving": {"kind": "llm"}, "fleet": {"cold_start": stages},
+              "sim": {"start": "cold", "horizon_s": 600}}
+    base = simulate(_scenario({"initial_worker_config": {"min_workers": 1}}, **common), seed=1)
+    tuned = simulate(
+        _scenario({"model": "acme/llama3-8b-support-ft", "base_model": MODEL,
+                   "initial_worker_config": {"min_workers": 1}}, **common),
+        seed=1,
+    )
+    startup = lambda r: float(r.workers.ready_s.iloc[0] - r.workers.requested_s.iloc[0])  # noqa: E731
+    assert startup(tuned) - startup(base) == pytest.approx(7.0)
+    assert startup(base) == pytest.approx(10 + 20 + 16.06 / 1.0 + 30)

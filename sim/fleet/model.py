@@ -339,7 +339,11 @@ class FleetModel:
         engine = _lognormal(rng, st.engine_start_s.median, st.engine_start_s.sigma)
         bw = st.weight_download_gb_per_s
         download = shape.weights_gb / bw if bw > 0 else 0.0
-        return (0.0 if shape.on_prem else provision), pull + download + engine
+        adapter = _lognormal(rng, cs.adapter_load_s.median, cs.adapter_load_s.sigma)
+        load = pull + download + engine
+        if self.scenario.deployment.base_model and self._token_model:
+            load += adapter  # a fine-tune: its base model's weights plus an adapter
+        return (0.0 if shape.on_prem else provision), load
 
     # -- spot ------------------------------------------------------------------------------
     def time_to_preemption(self, shape: WorkerShape) -> float:
