@@ -652,3 +652,48 @@ def test_llm_refill_from_queue_charges_prefill(tmp_path: Path, mode: str) -> Non
         assert r["first_token_s"] - r["dispatch_s"] == pytest.approx(ttft, rel=1e-9)
         assert r["completion_s"] - r["dispatch_s"] == pytest.approx(service, rel=1e-9)
         t = r["completion_s"]
+
+
+# --- embedding service ---------------------------------------------------------------------------
+
+
+def test_embedding_batches_up_to_the_token_budget(tmp_path: Path) -> None:
+    """Embedding: an idle worker starts at once; waiting requests batch up to the token budget; time = a + b*tokens."""
+    # 5 requests of 300 tokens at t=0, budget 1000 tokens: batch 1 = [r0] (the worker was idle),
+    # batch 2 = [r1, r2, r3] (900 tokens; r4 would exceed the budget and waits at the gateway),
+    # batch 3 = [r4]. Each batch takes embed_base_s + embed_per_token_s * its tokens.
+    from sim.serving.profiles import get_profile
+
+    prof = get_profile("BAAI/bge-large-en", "A100", 1)
+    path = write_trace(tmp_path, [(0.0, 300, 0)] * 5)
+    sc = scenario(
+        trace(path),
+        deployment={"model": "BAAI/bge-large-en", "inf_type": "embedding"},
+        serving={"kind": "auto", "max_batch": 8, "embedding_batch_tokens": 1000},
+    )
+    req = simulate(sc, seed=1).requests
+    t1 = prof.embed_s(300)
+    t2 = t1 + prof.embed_s(900)
+    t3 = t2 + prof.embed_s(300)
+    np.testing.assert_allclose(req["completion_s"], [t1, t2, t2, t2, t3], rtol=1e-12)
+    np.testing.assert_allclose(req["dispatch_s"], [0.0, 0.0, 0.0, 0.0, t2], atol=1e-12)
+    np.testing.assert_allclose(req["first_token_s"], req["completion_s"], rtol=0)
+    assert (req["status"] == "completed").all()
+
+
+def test_embedding_oversized_request_runs_alone(tmp_path: Path) -> None:
+    """A request larger than the token budget is not stuck: it runs as a batch of its own."""
+    from sim.serving.profiles import get_profile
+
+    prof = get_profile("BAAI/bge-large-en", "A100", 1)
+    path = write_trace(tmp_path, [(0.0, 5000, 0), (0.0, 100, 0)])
+    sc = scenario(
+        trace(path),
+        deployment={"model": "BAAI/bge-large-en", "inf_type": "embedding"},
+        serving={"kind": "auto", "max_batch": 8, "embedding_batch_tokens": 1000},
+    )
+    req = simulate(sc, seed=1).requests
+    np.testing.assert_allclose(
+        req["completion_s"], [prof.embed_s(5000), prof.embed_s(5000) + prof.embed_s(100)],
+        rtol=1e-12,
+    )
