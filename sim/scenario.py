@@ -262,6 +262,12 @@ class FleetSpec(_Section):
     catalog: str = Field(
         default="builtin", description="GPU/instance/price catalog: builtin or a path."
     )
+    price_overrides: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Catalog rows to replace or add, applied in order, e.g. {cloud: AWS, "
+        "instance_type: p4d.24xlarge, on_demand_usd_per_h: 18.0} (all zones unless region/zone "
+        "is given; spot_usd_per_h: null removes spot); columns as in docs/catalog.md.",
+    )
     cold_start: ColdStartSpec = Field(
         default_factory=ColdStartSpec, description="Cold-start stage model."
     )

@@ -293,3 +293,21 @@ def test_fine_tune_pays_an_adapter_load_at_cold_start() -> None:
     startup = lambda r: float(r.workers.ready_s.iloc[0] - r.workers.requested_s.iloc[0])  # noqa: E731
     assert startup(tuned) - startup(base) == pytest.approx(7.0)
     assert startup(base) == pytest.approx(10 + 20 + 16.06 / 1.0 + 30)
+
+
+def test_price_overrides_replace_catalog_prices() -> None:
+    """fleet.price_overrides replaces a catalog price: a negotiated p4d rate prices the A100 workers."""
+    sc = _scenario(fleet={"price_overrides": [
+        {"cloud": "AWS", "instance_type": "p4d.24xlarge", "on_demand_usd_per_h": 16.0}]})
+    w = simulate(sc, seed=1).workers
+    assert np.allclose(w.price_per_hour_usd, 2.0)  # 16 / 8 GPUs
+
+
+def test_bad_price_override_names_the_field() -> None:
+    """An override with an unknown column is a ConfigError on fleet.price_overrides."""
+    from sim.errors import ConfigError
+
+    sc = _scenario(fleet={"price_overrides": [
+        {"cloud": "AWS", "instance_type": "p4d.24xlarge", "price": 16.0}]})
+    with pytest.raises(ConfigError, match="fleet.price_overrides.*unknown column"):
+        simulate(sc, seed=1)

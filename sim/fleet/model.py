@@ -93,9 +93,15 @@ class FleetModel:
         if self._catalog is None:
             sc = self.scenario
             ref = sc.fleet.catalog
-            self._catalog = Catalog.load(
-                ref if ref == "builtin" else sc.resolve_path(ref), base_dir=None
-            )
+            catalog = Catalog.load(ref if ref == "builtin" else sc.resolve_path(ref), base_dir=None)
+            if sc.fleet.price_overrides:
+                try:
+                    catalog = catalog.with_overrides(sc.fleet.price_overrides)
+                except ConfigError as exc:
+                    raise ConfigError(
+                        exc.detail, source=sc.source, field="fleet.price_overrides"
+                    ) from None
+            self._catalog = catalog
         return self._catalog
 
     def _spec(self, deployment: Any) -> ModelSpec:
