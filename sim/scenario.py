@@ -314,6 +314,13 @@ class ServingSpec(_Section):
         description="Performance profiles: builtin or a path to a CSV/YAML profile.",
     )
     max_batch: Int = Field(default=256, ge=1, description="Most requests a worker runs at once.")
+    max_model_len: Int | None = Field(
+        default=None,
+        ge=0,
+        description="Longest prompt + output a request may have (vLLM's --max-model-len); "
+        "longer ones are rejected on arrival (failed, too_large). null = the model's context "
+        "length (e.g. 8192 for Llama-3-8B, 131072 for Llama-3.1), 0 = no limit.",
+    )
     gpu_memory_utilization: float = Field(
         default=0.9,
         gt=0,

@@ -154,14 +154,34 @@ def test_request_larger_than_kv_cache_fails_too_large(tmp_path: Path) -> None:
     """A request whose prompt + output exceed the worker's KV cache fails too_large; its neighbours are served."""
     kv = profile().kv_capacity_tokens
     path = write_trace(tmp_path, [(0.0, 10, 10), (1.0, kv, 1), (2.0, 10, 10)])
-    req = simulate(llm_scenario(trace(path)), seed=1).requests
+    # No context-length limit (max_model_len 0), so that only the KV cache bounds a request.
+    no_ctx = {"serving": {"max_model_len": 0}}
+    req = simulate(llm_scenario(trace(path), **no_ctx), seed=1).requests
     assert list(req["status"]) == ["completed", "failed", "completed"]
     assert req["fail_reason"].iloc[1] == "too_large"
     assert req["completion_s"].iloc[1] == 1.0
     # Exactly at capacity still fits.
     path2 = write_trace(tmp_path, [(0.0, kv - 1, 1)], name="fits.csv")
-    req2 = simulate(llm_scenario(trace(path2)), seed=1).requests
+    req2 = simulate(llm_scenario(trace(path2), **no_ctx), seed=1).requests
     assert req2["status"].iloc[0] == "completed"
+
+
+@pytest.mark.parametrize(("model", "served"), [
+    ("meta-llama/Meta-Llama-3-8B", False),  # 8,192-token context
+    ("meta-llama/Llama-3.1-8B-Instruct", True),  # 131,072 tokens, same architecture
+])
+def test_context_length_rejects_on_arrival(tmp_path: Path, model: str, served: bool) -> None:
+    """A 9,000-token request fails too_large at its arrival on Llama-3-8B (8k context), and is served on Llama-3.1-8B."""
+    path = write_trace(tmp_path, [(0.0, 8900, 100), (1.0, 100, 10)])
+    res = simulate(llm_scenario(trace(path), deployment={"model": model}), seed=1)
+    req = res.requests
+    assert req["status"].iloc[1] == "completed"
+    if served:
+        assert req["status"].iloc[0] == "completed"
+    else:
+        assert req["status"].iloc[0] == "failed" and req["fail_reason"].iloc[0] == "too_large"
+        assert req["completion_s"].iloc[0] == 0.0
+        assert any("8,192-token context" in w for w in res.summary["warnings"])
 
 
 # --- worker lifecycle, billing, control loop -----------------------------------------------------

@@ -119,6 +119,24 @@ class Engine:
                 )
             out = np.maximum(out, 1)
         self.output: list[int] = out.tolist()
+        # Requests longer than the model's context are rejected by the endpoint on arrival.
+        self.too_long: list[bool] | None = None
+        if self.service_kind == "llm":
+            from sim.serving.models import max_context_tokens
+
+            dep = scenario.deployment
+            ctx = scenario.serving.max_model_len
+            if ctx is None:
+                ctx = max_context_tokens(dep.base_model or dep.model)
+            if ctx:
+                mask = (workload.prompt_tokens + out) > ctx
+                if mask.any():
+                    self.too_long = mask.tolist()
+                    self.warnings.append(
+                        f"{int(mask.sum()):,} requests exceed the model's {ctx:,}-token context "
+                        "(prompt + output) and fail as too_large on arrival, as the endpoint "
+                        "would reject them"
+                    )
         self.service_time: list[float] = self._draw_service_times(streams.get("service"), n)
         self.cols = RequestColumns.empty(workload.arrival_s, workload.prompt_tokens, out)
         self.dispatch_t: list[float] = [math.nan] * n
@@ -256,6 +274,9 @@ class Engine:
         self.last_arrival_t = t
         if rid + 1 < self.n:
             self.schedule(self.arrival[rid + 1] - t, self._on_arrival)
+        if self.too_long is not None and self.too_long[rid]:
+            self._fail(rid, t, FAIL_TOO_LARGE)
+            return
         if self.admission_rate and not self._admit(rid, t):
             self._fail(rid, t, FAIL_REJECTED)
             return

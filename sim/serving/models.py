@@ -196,6 +196,27 @@ def _scaled_spec(name: str, total_b: float, active_b: float | None, dense_b: flo
                    n_layers=layers, hf_id=name, note=note)
 
 
+# Maximum sequence length (prompt + output) of the catalogued decoders, from their configs'
+# max_position_embeddings; versions that share an architecture can differ (Llama 3 vs 3.1).
+_CONTEXT_BY_ALIAS: dict[str, int] = {
+    "llama-2-7b": 4096, "llama-2-13b": 4096, "llama-2-70b": 4096,
+    "llama-3-8b": 8192, "llama-3-70b": 8192,
+    "llama-3.1-8b": 131072, "llama-3.1-70b": 131072, "llama-3.3-70b": 131072,
+    "mistral-7b": 32768, "mixtral-8x7b": 32768,
+}  # fmt: skip
+
+
+def max_context_tokens(name: str) -> int | None:
+    """The longest prompt + output a decoder ``name`` serves (None when unknown: no limit)."""
+    norm = _normalise(name)
+    if norm in _CONTEXT_BY_ALIAS:
+        return _CONTEXT_BY_ALIAS[norm]
+    spec = MODELS.get(name) or next(
+        (m for m in MODELS.values() if norm in (_normalise(m.name), _normalise(m.hf_id))), None
+    )
+    return _CONTEXT_BY_ALIAS.get(_normalise(spec.name)) if spec is not None else None
+
+
 def resolve_model(name: str) -> ModelSpec:
     """The spec of model ``name`` (HF id or catalog name, any case); inferred from "70b" if unknown."""
     if not name or not name.strip():
