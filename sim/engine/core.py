@@ -107,36 +107,12 @@ class Engine:
         self.arrival: list[float] = workload.arrival_s.tolist()
         self.prompt: list[int] = workload.prompt_tokens.tolist()
         self.service_kind = scenario.serving_kind()
-        out = workload.output_tokens
         self.warnings: list[str] = list(getattr(workload, "warnings", ()))
+        self.too_long: list[bool] | None = None  # requests the endpoint rejects on arrival
+        out = workload.output_tokens
         if self.service_kind == "llm":
-            # A generation yields at least its first token (the prefill's output).
-            zero = int(np.count_nonzero(out == 0))
-            if zero:
-                self.warnings.append(
-                    f"{zero:,} requests ask for 0 output tokens: served as 1 (an LLM's prefill "
-                    "yields the first token)"
-                )
-            out = np.maximum(out, 1)
+            out = self._llm_request_checks(workload.prompt_tokens, out)
         self.output: list[int] = out.tolist()
-        # Requests longer than the model's context are rejected by the endpoint on arrival.
-        self.too_long: list[bool] | None = None
-        if self.service_kind == "llm":
-            from sim.serving.models import max_context_tokens
-
-            dep = scenario.deployment
-            ctx = scenario.serving.max_model_len
-            if ctx is None:
-                ctx = max_context_tokens(dep.base_model or dep.model)
-            if ctx:
-                mask = (workload.prompt_tokens + out) > ctx
-                if mask.any():
-                    self.too_long = mask.tolist()
-                    self.warnings.append(
-                        f"{int(mask.sum()):,} requests exceed the model's {ctx:,}-token context "
-                        "(prompt + output) and fail as too_large on arrival, as the endpoint "
-                        "would reject them"
-                    )
         self.service_time: list[float] = self._draw_service_times(streams.get("service"), n)
         self.cols = RequestColumns.empty(workload.arrival_s, workload.prompt_tokens, out)
         self.dispatch_t: list[float] = [math.nan] * n
@@ -190,6 +166,33 @@ class Engine:
         self._updates = list(scenario.updates)
 
     # -- setup helpers -------------------------------------------------------------------------
+    def _llm_request_checks(self, prompt: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Output lengths as an LLM serves them, and the requests too long for its context."""
+        from sim.serving.models import max_context_tokens
+
+        # A generation yields at least its first token (the prefill's output).
+        zero = int(np.count_nonzero(out == 0))
+        if zero:
+            self.warnings.append(
+                f"{zero:,} requests ask for 0 output tokens: served as 1 (an LLM's prefill "
+                "yields the first token)"
+            )
+        out = np.maximum(out, 1)
+        dep = self.scenario.deployment
+        ctx = self.scenario.serving.max_model_len
+        if ctx is None:
+            ctx = max_context_tokens(dep.base_model or dep.model)
+        if ctx:
+            mask = (prompt + out) > ctx
+            if mask.any():
+                self.too_long = mask.tolist()
+                self.warnings.append(
+                    f"{int(mask.sum()):,} requests exceed the model's {ctx:,}-token context "
+                    "(prompt + output) and fail as too_large on arrival, as the endpoint "
+                    "would reject them"
+                )
+        return out
+
     def _draw_service_times(self, rng: np.random.Generator, n: int) -> list[float]:
         sv = self.scenario.serving
         kind = self.service_kind
