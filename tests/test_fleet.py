@@ -311,3 +311,100 @@ def test_bad_price_override_names_the_field() -> None:
         {"cloud": "AWS", "instance_type": "p4d.24xlarge", "price": 16.0}]})
     with pytest.raises(ConfigError, match="fleet.price_overrides.*unknown column"):
         simulate(sc, seed=1)
+
+
+# --- regressions from the third QA pass ------------------------------------------------------------
+
+
+def test_price_cap_holds_for_multi_worker_scale_ups_with_cloudburst() -> None:
+    """A scale-up of 3 that starts on free on-prem GPUs stops at the price cap for the cloud part."""
+    sc = _scenario(
+        {"max_price_per_hour": 3,
+         "cloud_providers": [],
+         "initial_worker_config": {"min_workers": 0, "initial_workers_gpu": "A100",
+                                   "initial_workers_gpu_num": 1, "use_same_gpus_when_scaling": True,
+                                   "use_on_prem": True, "use_cloudburst": True,
+                                   "on_prem_node_ids": ["n1"]},
+         "autoscaling_config": {"upper_allowed_latency_sec": 0.5, "lower_allowed_latency_sec": 0.01,
+                                "scaling_up_timeout_sec": 1}},
+        workload={"kind": "poisson", "rate_per_s": 5.0, "duration_s": 200,
+                  "prompt_tokens": 100, "output_tokens": 10},
+        serving={"kind": "fixed", "mean_s": 2.0, "max_batch": 1},
+        fleet={"on_prem_nodes": [{"id": "n1", "gpu": "A100", "gpus": 2}],
+               "cold_start": {"provision_s": 10, "image_pull_s": 0, "engine_start_s": 5}},
+        autoscaler={"policy": "scalegen", "scale_up_step": 3},
+        sim={"horizon_s": 300},
+    )
+    res = simulate(sc, seed=1)
+    assert (res.timeline.cost_rate_usd_per_h <= 3 + 1e-9).all()
+    assert (res.decisions.reason == "blocked: price cap").any()
+
+
+def test_admission_rejections_do_not_hide_overload() -> None:
+    """Requests rejected on arrival stay out of the autoscaler's window: the overloaded worker still scales up."""
+    sc = _scenario(
+        {"max_throughput_rate": 40,
+         "autoscaling_config": {"time_window_sec": 60, "upper_allowed_latency_sec": 5,
+                                "lower_allowed_latency_sec": 0.01, "scaling_up_timeout_sec": 30},
+         "initial_worker_config": {"min_workers": 1, "initial_workers_gpu": "A100",
+                                   "initial_workers_gpu_num": 1}},
+        workload={"kind": "poisson", "rate_per_s": 10.0, "duration_s": 600,
+                  "prompt_tokens": 100, "output_tokens": 10},
+        serving={"kind": "fixed", "mean_s": 2.0, "max_batch": 4},
+        gateway={"request_timeout_s": 120, "admission_burst_s": 1},
+        autoscaler={"policy": "scalegen", "throughput_cap": "admission", "statistic": "p50",
+                    "max_workers": 10},
+        sim={"horizon_s": 600},
+    )
+    res = simulate(sc, seed=1)
+    assert res.summary["requests"]["failed_by_reason"]["rejected"] > 0
+    assert res.summary["workers"]["scale_ups"] > 0
+
+
+def test_embedding_admission_counts_input_tokens() -> None:
+    """For an embedding deployment the admission token bucket spends prompt tokens, so excess input is rejected."""
+    sc = _scenario(
+        {"model": "BAAI/bge-large-en", "inf_type": "embedding", "max_throughput_rate": 1000},
+        workload={"kind": "poisson", "rate_per_s": 100.0, "duration_s": 60,
+                  "prompt_tokens": 300, "output_tokens": 0},
+        serving={"kind": "auto"},
+        autoscaler={"policy": "fixed", "throughput_cap": "admission"},
+        gateway={"admission_burst_s": 1},
+    )
+    r = simulate(sc, seed=1).summary["requests"]
+    # 30,000 input tokens/s offered against 1,000/s: about 1 in 30 requests is admitted.
+    assert r["failed_by_reason"]["rejected"] / r["arrived"] == pytest.approx(1 - 1 / 30, abs=0.02)
+
+
+def test_waiting_spot_workers_keep_waiting_until_their_deadline(tmp_path: Any) -> None:
+    """Two spot workers wait for capacity (0, then 1 at 600 s, 2 at 1200 s) with a 1500 s limit: both get spot."""
+    # The second loses the capacity that appears at 600 s to the first and waits on for the
+    # next, inside its own deadline, instead of falling back to on-demand at once.
+    sc = _trace_scenario(tmp_path, [0, 1, 2, 2], workers=2, timeout_s=1500, hours=0.5)
+    w = simulate(sc, seed=1).workers
+    assert len(w) == 2 and w.spot.all() and (w.end_reason != "provision_failed").all()
+    first, second = sorted(w.provisioned_s)  # provisioning starts once capacity is there
+    assert 600.0 < first < 1200.0 < second
+
+
+def test_preemption_notice_keeps_an_earlier_drain_time(tmp_path: Any) -> None:
+    """A worker drained by an update at 100 s and preempted later keeps drain_s = 100 s."""
+    import json
+
+    trace = tmp_path / "us-central1-a_a100.json"
+    trace.write_text(json.dumps({"metadata": {"gap_seconds": 120}, "data": [1, 0, 0, 0]}))
+    sc = _scenario(
+        {"allow_spot_instances": True, "cloud_providers": ["GCP"],
+         "initial_worker_config": {"min_workers": 1, "initial_workers_gpu": "A100",
+                                   "initial_workers_gpu_num": 1}},
+        workload={"kind": "poisson", "rate_per_s": 1.0, "requests": 2,
+                  "prompt_tokens": 10, "output_tokens": 10},
+        serving={"kind": "fixed", "mean_s": 200.0, "max_batch": 4},
+        fleet={"spot": {"preemption": {"kind": "trace", "trace_path": str(trace), "repeat": False}}},
+        updates=[{"at_s": 100, "body": {"initial_worker_config": {"min_workers": 0},
+                                        "imidiate_scale_down": True}}],
+        sim={"horizon_s": 400},
+    )
+    w = simulate(sc, seed=1).workers
+    first = w.iloc[0]
+    assert first.drain_s == 100.0 and first.terminated_s > 100.0

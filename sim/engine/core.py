@@ -65,12 +65,15 @@ STARTING, READY, DRAINING, TERMINATED = 0, 1, 2, 3
 class Worker:
     """One worker: lifecycle state, its service model and its record."""
 
-    __slots__ = ("wid", "shape", "service", "state", "record", "version", "rtt_s", "acquired")
+    __slots__ = (
+        "wid", "shape", "service", "state", "record", "version", "rtt_s", "acquired", "noticed",
+    )
 
     def __init__(self, wid: int, shape: WorkerShape, record: WorkerRecord, rtt_s: float) -> None:
         self.wid = wid
         self.rtt_s = rtt_s  # network round trip between the gateway and this worker
         self.acquired = True  # holds its instance (False while waiting for spot capacity)
+        self.noticed = False  # received a spot preemption notice
         self.shape = shape
         self.service: Any = None
         self.state = STARTING
@@ -300,7 +303,8 @@ class Engine:
             self.bucket_depth, self.bucket + (t - self._bucket_t) * self.admission_rate
         )
         self._bucket_t = t
-        need = self.output[rid]
+        # Output tokens for LLMs; an embedding request's cost is its input tokens.
+        need = self.prompt[rid] if self.deployment.inf_type == "embedding" else self.output[rid]
         if need > self.bucket:
             return False
         self.bucket -= need
@@ -379,7 +383,11 @@ class Engine:
         self.status[rid] = FAILED
         self.fail_reason[rid] = reason
         self.done_t[rid] = t
-        self._window_add(t, t - self.arrival[rid])
+        if reason not in (FAIL_REJECTED, FAIL_TOO_LARGE):
+            # A request that waited and failed counts in the autoscaler's window with its time
+            # to failure; one rejected on arrival never entered the system (its 0 s would
+            # only hide the overload that caused it).
+            self._window_add(t, t - self.arrival[rid])
         self._resolve(1)
 
     def _resolve(self, k: int) -> None:
@@ -467,25 +475,25 @@ class Engine:
         """Spot instances held per zone (workers under preemption notice no longer count)."""
         counts: dict[str, int] = {}
         for w in self.alive:
-            if w.shape.spot and w.acquired and w.record.end_reason != "preempted":
+            if w.shape.spot and w.acquired and not w.noticed:
                 counts[w.shape.zone] = counts.get(w.shape.zone, 0) + 1
         return counts
 
     def _await_spot(self, w: Worker, initial: bool) -> None:
-        """No spot capacity anywhere: wait for the zone's capacity up to spot_acquire_timeout_s,
-        then give up on spot and request an on-demand worker instead."""
+        """No spot capacity anywhere: wait for the zone's capacity up to spot_acquire_timeout_s
+        after the request, then give up on spot and request an on-demand worker instead."""
         market = self.fleet.market
         assert market is not None
         w.acquired = False
         t = self.env._now
-        limit = float(self.scenario.fleet.spot.spot_acquire_timeout_s)
+        deadline = w.record.requested_s + float(self.scenario.fleet.spot.spot_acquire_timeout_s)
         zone = w.shape.zone
         free_at = market.next_available(zone, t, self._spot_counts().get(zone, 0))
         v = w.version
-        if free_at - t <= limit:
+        if free_at <= deadline:
             self.schedule(free_at - t, lambda _e: self._on_spot_capacity(w, v, initial))
         else:
-            self.schedule(limit, lambda _e: self._spot_fallback(w, v))
+            self.schedule(max(deadline - t, 0.0), lambda _e: self._spot_fallback(w, v))
 
     def _on_spot_capacity(self, w: Worker, version: int, initial: bool) -> None:
         if version != w.version:
@@ -496,8 +504,8 @@ class Engine:
         if market.can_acquire(zone, self.env._now, self._spot_counts().get(zone, 0)):
             w.acquired = True
             self._provision(w, initial)
-        else:  # another worker took the capacity first
-            self._spot_fallback(w, version)
+        else:  # another waiting worker took the capacity first: wait on, until the deadline
+            self._await_spot(w, initial)
 
     def _spot_fallback(self, w: Worker, version: int) -> None:
         if version != w.version:
@@ -505,13 +513,9 @@ class Engine:
         self.n_starting -= 1
         self.n_active -= 1
         self._terminate(w, "provision_failed")
-        shape = self.fleet.place(
-            self.deployment, initial=False, on_demand_workers=self._on_demand_workers(),
-            allow_spot=False,
-        )
-        if shape is not None:
-            self._add_worker(shape)
-            self._log(Decision("replace", 1, f"no spot capacity for worker {w.wid}: on-demand"))
+        placed, blocked = self._request_workers(1, allow_spot=False)
+        why = f"no spot capacity for worker {w.wid}: on-demand"
+        self._log(Decision("replace", placed, why + (f"; blocked: {blocked}" if blocked else "")))
 
     def _on_capacity_change(self, change: Any) -> None:
         """A zone's spot capacity changed: preempt the excess (newest first), then wait for the next."""
@@ -523,7 +527,7 @@ class Engine:
             held = [
                 w for w in self.alive
                 if w.shape.spot and w.acquired and w.shape.zone == change.zone
-                and w.record.end_reason != "preempted"
+                and not w.noticed
             ]
             for w in sorted(held, key=lambda w: -w.wid)[:excess]:
                 self._on_preempt_notice(w, w.version)
@@ -551,24 +555,40 @@ class Engine:
             if w.state in (STARTING, READY) and not w.shape.spot and not w.shape.on_prem
         )
 
-    def _request_workers(self, k: int, *, initial: bool = False, cold: bool = True) -> int:
-        """Place and start ``k`` workers; returns how many could be placed."""
+    def _request_workers(
+        self, k: int, *, initial: bool = False, cold: bool = True, allow_spot: bool = True
+    ) -> tuple[int, str]:
+        """Place and start up to ``k`` workers; returns how many were placed and, if fewer,
+        what stopped them ("on-prem full" or "price cap").
+
+        The price cap is checked worker by worker against the summed price of every
+        non-terminated worker (the initial fleet is the deployment itself and is not capped).
+        """
         placed = 0
         market = self.fleet.market
+        cap = 0.0 if initial else float(self.deployment.max_price_per_hour or 0)
         for _ in range(k):
             room = (
                 market.acquirable_zones(self.env._now, self._spot_counts())
                 if market is not None else None
             )
+            od = self._on_demand_workers()
+            if cap > 0:
+                nxt = self.fleet.place(
+                    self.deployment, initial=initial, on_demand_workers=od, spot_room=room,
+                    allow_spot=allow_spot, peek=True,
+                )
+                if nxt is not None and self._price_now() + nxt.price_per_hour_usd > cap + 1e-9:
+                    return placed, "price cap"
             shape = self.fleet.place(
-                self.deployment, initial=initial, on_demand_workers=self._on_demand_workers(),
-                spot_room=room,
+                self.deployment, initial=initial, on_demand_workers=od, spot_room=room,
+                allow_spot=allow_spot,
             )
             if shape is None:
-                break
+                return placed, "on-prem full"
             self._add_worker(shape, initial=initial, cold=cold)
             placed += 1
-        return placed
+        return placed, ""
 
     def _make_service(self, w: Worker) -> Any:
         kind = self.service_kind
@@ -624,15 +644,18 @@ class Engine:
         if was_active:
             self.n_active -= 1
         w.state = DRAINING
-        w.record.drain_s = t
-        w.record.end_reason = "preempted"
+        w.noticed = True
+        if math.isnan(w.record.drain_s):  # a worker already draining keeps its drain record
+            w.record.drain_s = t
+        if was_active:
+            w.record.end_reason = "preempted"
         self._record_timeline()
         if was_active:
             # The replacement is requested at notice time, outside the cooldowns.
-            placed = self._request_workers(1)
+            placed, blocked = self._request_workers(1)
             self._log(
                 Decision("replace", placed, f"spot preemption notice for worker {w.wid}"
-                         + ("" if placed else "; blocked: on-prem full"))
+                         + (f"; blocked: {blocked}" if blocked else ""))
             )
         if w.service.load == 0:
             # Nothing to finish (idle, or still loading): release the VM now, not at the end
@@ -816,7 +839,7 @@ class Engine:
 
     def _apply(self, d: Decision, obs: Observation) -> None:
         if d.delta > 0:
-            self._request_workers(d.delta)
+            self._request_workers(d.delta)  # the policy asked for at most what the caps allow
         elif d.delta < 0:
             reason = "scale_to_zero" if d.action == "to_zero" else "scale_down"
             for w in self._victims(-d.delta):
