@@ -268,61 +268,45 @@ class TraceWorkload(_Spec):
         return self
 
 
-class PoissonWorkload(_Generated):
+class _FixedRate(_Generated):
+    """Fields shared by the constant-rate generators: a rate and a duration or a request count."""
+
+    rate_per_s: float = Field(gt=0, description="Mean arrival rate (requests per second).")
+    duration_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Generate arrivals in [0, duration_s); exclusive with requests.",
+    )
+    requests: int | None = Field(
+        default=None,
+        ge=1,
+        description="Generate exactly this many requests; exclusive with duration_s.",
+    )
+    transforms: tuple[Transform, ...] = Field(default=(), description=_TRANSFORMS_FIELD)
+
+    @model_validator(mode="after")
+    def _one_length(self) -> _FixedRate:
+        if (self.duration_s is None) == (self.requests is None):
+            raise ValueError("give exactly one of duration_s and requests")
+        return self
+
+
+class PoissonWorkload(_FixedRate):
     """Homogeneous Poisson arrivals at a fixed rate, for a duration or a request count."""
 
     kind: Literal["poisson"] = Field(description="Workload kind: poisson.")
-    rate_per_s: float = Field(gt=0, description="Mean arrival rate (requests per second).")
-    duration_s: float | None = Field(
-        default=None,
-        gt=0,
-        description="Generate arrivals in [0, duration_s); exclusive with requests.",
-    )
-    requests: int | None = Field(
-        default=None,
-        ge=1,
-        description="Generate exactly this many requests; exclusive with duration_s.",
-    )
     time_scale: float = Field(
         default=1.0, gt=0, description="Multiplies inter-arrival times (2 = half the rate)."
     )
-    transforms: tuple[Transform, ...] = Field(default=(), description=_TRANSFORMS_FIELD)
-
-    @model_validator(mode="after")
-    def _one_length(self) -> PoissonWorkload:
-        _exactly_one_length(self.duration_s, self.requests)
-        return self
 
 
-def _exactly_one_length(duration_s: float | None, requests: int | None) -> None:
-    if (duration_s is None) == (requests is None):
-        raise ValueError("give exactly one of duration_s and requests")
-
-
-class GammaWorkload(_Generated):
+class GammaWorkload(_FixedRate):
     """A renewal process with Gamma inter-arrival times of a given mean rate and CV (CV 1 = Poisson)."""
 
     kind: Literal["gamma"] = Field(description="Workload kind: gamma.")
-    rate_per_s: float = Field(gt=0, description="Mean arrival rate (requests per second).")
     cv: float = Field(
         gt=0, description="Coefficient of variation of inter-arrival times (>1 = bursty)."
     )
-    duration_s: float | None = Field(
-        default=None,
-        gt=0,
-        description="Generate arrivals in [0, duration_s); exclusive with requests.",
-    )
-    requests: int | None = Field(
-        default=None,
-        ge=1,
-        description="Generate exactly this many requests; exclusive with duration_s.",
-    )
-    transforms: tuple[Transform, ...] = Field(default=(), description=_TRANSFORMS_FIELD)
-
-    @model_validator(mode="after")
-    def _one_length(self) -> GammaWorkload:
-        _exactly_one_length(self.duration_s, self.requests)
-        return self
 
 
 class MMPPWorkload(_Generated):
