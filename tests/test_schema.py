@@ -434,3 +434,10 @@ def test_valid_autoscaling_configs_round_trip(data: dict[str, Any]) -> None:
     assert again == cfg
     for key, value in data.items():
         assert type(getattr(again, key)) is type(value)
+
+
+@pytest.mark.parametrize("value", ["yes", 1, "true"])
+def test_booleans_are_strict(value: object) -> None:
+    """A create body's flags take JSON true/false only: "yes", 1 or "true" is an error naming the field."""
+    with pytest.raises(ConfigError, match="allow_spot_instances"):
+        parse_create({"name": "x", "model": "meta-llama/Llama-2-70b", "allow_spot_instances": value})

@@ -37,6 +37,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    Strict,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -101,6 +102,8 @@ def _to_number(value: object) -> int | float:
 
 # A whole number (booleans refused).
 Int = Annotated[int, BeforeValidator(_reject_bool)]
+# The API takes JSON true/false: "yes" or 1 is more likely a mistake than a flag.
+Bool = Annotated[bool, Strict()]
 # An int or a float, kept as written (the union is never reached with bad input, so errors stay single).
 Number = Annotated[int | float, BeforeValidator(_to_number)]
 
@@ -164,12 +167,12 @@ class InitialWorkerConfig(_Body):
     min_workers: Int = Field(default=0, ge=0, description=_H["min_workers"])
     initial_workers_gpu: GpuName = Field(default="A100", description=_H["initial_workers_gpu"])
     initial_workers_gpu_num: Int = Field(default=0, ge=0, description=_H["initial_workers_gpu_num"])
-    use_same_gpus_when_scaling: bool = Field(
+    use_same_gpus_when_scaling: Bool = Field(
         default=False, description=_H["use_same_gpus_when_scaling"]
     )
     instance_types: list[str] = Field(default_factory=list, description=_H["instance_types"])
-    use_on_prem: bool = Field(default=False, description=_H["use_on_prem"])
-    use_cloudburst: bool = Field(default=False, description=_H["use_cloudburst"])
+    use_on_prem: Bool = Field(default=False, description=_H["use_on_prem"])
+    use_cloudburst: Bool = Field(default=False, description=_H["use_cloudburst"])
     on_prem_node_ids: list[str] = Field(default_factory=list, description=_H["on_prem_node_ids"])
 
 
@@ -200,7 +203,7 @@ def _check_bounds(upper: Any, info: ValidationInfo) -> Any:
 class AutoscalingConfig(_Body):
     """Latency band and timers of the autoscaler (vendor defaults; field order as on the vendor page)."""
 
-    enable_speedup_shared: bool = Field(default=False, description=_H["enable_speedup_shared"])
+    enable_speedup_shared: Bool = Field(default=False, description=_H["enable_speedup_shared"])
     lower_allowed_latency_sec: Number = Field(
         default=1, ge=0, description=_H["lower_allowed_latency_sec"]
     )
@@ -249,7 +252,7 @@ class CreateBody(_Body):
         default=None,
         description="HuggingFace token; masked in every dump except the exported request.",
     )
-    allow_spot_instances: bool = Field(
+    allow_spot_instances: Bool = Field(
         default=False, description="New workers may be spot instances."
     )
     logs_store: str | None = Field(
@@ -303,19 +306,19 @@ class InitialWorkerConfigUpdate(_Body):
     initial_workers_gpu_num: Int | None = Field(
         default=None, ge=0, description=_H["initial_workers_gpu_num"]
     )
-    use_same_gpus_when_scaling: bool | None = Field(
+    use_same_gpus_when_scaling: Bool | None = Field(
         default=None, description=_H["use_same_gpus_when_scaling"]
     )
     instance_types: list[str] | None = Field(default=None, description=_H["instance_types"])
-    use_on_prem: bool | None = Field(default=None, description=_H["use_on_prem"])
-    use_cloudburst: bool | None = Field(default=None, description=_H["use_cloudburst"])
+    use_on_prem: Bool | None = Field(default=None, description=_H["use_on_prem"])
+    use_cloudburst: Bool | None = Field(default=None, description=_H["use_cloudburst"])
     on_prem_node_ids: list[str] | None = Field(default=None, description=_H["on_prem_node_ids"])
 
 
 class AutoscalingConfigUpdate(_Body):
     """The fields of ``autoscaling_config`` an update changes; absent (None) fields stay as they are."""
 
-    enable_speedup_shared: bool | None = Field(
+    enable_speedup_shared: Bool | None = Field(
         default=None, description=_H["enable_speedup_shared"]
     )
     lower_allowed_latency_sec: Number | None = Field(
@@ -353,7 +356,7 @@ class UpdateBody(_Body):
     autoscaling_config: AutoscalingConfigUpdate | None = Field(
         default=None, description="Autoscaling fields to change (others keep their value)."
     )
-    imidiate_scale_down: bool = Field(
+    imidiate_scale_down: Bool = Field(
         default=False,
         description="Vendor spelling. Apply the resulting scale-down at once: drain the surplus and reset the cooldowns.",
     )
