@@ -51,7 +51,7 @@ if str(REPO) not in sys.path:  # allow `python scripts/derive_catalog.py` withou
     sys.path.insert(0, str(REPO))
 
 from sim.errors import ConfigError  # noqa: E402
-from sim.fleet.catalog import COLUMNS  # noqa: E402
+from sim.fleet.catalog import COLUMNS, Offer  # noqa: E402
 from sim.fleet.gpus import canonical_gpu  # noqa: E402
 
 DEFAULT_SOURCE = REPO.parent / "shared" / "data" / "gpu_prices"
@@ -107,30 +107,16 @@ RULES = [
 ]
 
 
-@dataclass(frozen=True)
-class Row:
-    """One derived offer row (the columns of offers.csv)."""
-
-    cloud: str
-    region: str
-    zone: str
-    instance_type: str
-    gpu: str
-    gpus: int
-    vcpus: float
-    on_demand_usd_per_h: float
-    spot_usd_per_h: float | None
-
-    def sort_key(self) -> tuple[str, str, int, str, str, str]:
-        """Order used in the shipped file (stable diffs)."""
-        return (self.cloud, self.gpu, self.gpus, self.instance_type, self.region, self.zone)
+def sort_key(o: Offer) -> tuple[str, str, int, str, str, str]:
+    """Order used in the shipped file (stable diffs)."""
+    return (o.cloud, o.gpu, o.gpus, o.instance_type, o.region, o.zone)
 
 
 @dataclass
 class Derived:
     """Result of a derivation: rows, anomaly counts and details, and the meta document."""
 
-    rows: list[Row]
+    rows: list[Offer]
     anomalies: Counter[str] = field(default_factory=Counter)
     details: list[str] = field(default_factory=list)
 
@@ -206,7 +192,7 @@ class _Builder:
             self.flag("spot_not_below_on_demand", f"{what} (spot {spot} >= {on_demand})")
             spot = None
         self.out.rows.append(
-            Row(
+            Offer(
                 cloud=cloud,
                 region=region,
                 zone=zone,
@@ -314,12 +300,12 @@ def _lambda(b: _Builder, rows: Iterable[dict[str, str]]) -> None:
 
 def _flag_outliers(b: _Builder) -> None:
     """Flag on-demand prices far from their instance type's median (informational only)."""
-    groups: dict[tuple[str, str], list[Row]] = defaultdict(list)
+    groups: dict[tuple[str, str], list[Offer]] = defaultdict(list)
     for r in b.out.rows:
         groups[(r.cloud, r.instance_type)].append(r)
     for (_cloud, _itype), rows in sorted(groups.items()):
         med = statistics.median(r.on_demand_usd_per_h for r in rows)
-        for r in sorted(rows, key=Row.sort_key):
+        for r in sorted(rows, key=sort_key):
             ratio = r.on_demand_usd_per_h / med
             if not 0.5 <= ratio <= 2.0:
                 b.flag(
@@ -335,7 +321,7 @@ def derive(source_dir: Path = DEFAULT_SOURCE) -> Derived:
     _aws(b, _read(source_dir / AWS_FILE))
     _gcp(b, _read(source_dir / GCP_FILE))
     _lambda(b, _read(source_dir / LAMBDA_FILE))
-    b.out.rows.sort(key=Row.sort_key)
+    b.out.rows.sort(key=sort_key)
     keys = Counter((r.cloud, r.zone, r.instance_type) for r in b.out.rows)
     dupes = [k for k, n in keys.items() if n > 1]
     if dupes:  # the extracts have one row per zone and type; a repeat means a bad extract
@@ -350,7 +336,7 @@ def _num(x: float) -> str:
     return text or "0"
 
 
-def render_csv(rows: Sequence[Row]) -> str:
+def render_csv(rows: Sequence[Offer]) -> str:
     """The offers.csv text for ``rows`` (LF line ends, fixed column order)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -382,7 +368,7 @@ def _fmt(x: float | None) -> str:
     return "–" if x is None else f"{x:.2f}"
 
 
-def render_table(rows: Sequence[Row]) -> str:
+def render_table(rows: Sequence[Offer]) -> str:
     """Markdown table: per GPU type, median on-demand / spot $ per GPU-hour in each cloud."""
     clouds = sorted({r.cloud for r in rows})
     gpus = sorted({r.gpu for r in rows})
@@ -404,7 +390,7 @@ def render_table(rows: Sequence[Row]) -> str:
 HEADLINE_GPUS = ("A100", "A100-80GB", "H100")
 
 
-def render_headline(rows: Sequence[Row]) -> str:
+def render_headline(rows: Sequence[Offer]) -> str:
     """Markdown table of Catalog.price_per_hour for one GPU of the headline types, per cloud."""
     from sim.fleet.catalog import Catalog, Offer  # the query rules live there, not here
 
