@@ -564,31 +564,40 @@ class Engine:
         The price cap is checked worker by worker against the summed price of every
         non-terminated worker (the initial fleet is the deployment itself and is not capped).
         """
-        placed = 0
-        market = self.fleet.market
-        cap = 0.0 if initial else float(self.deployment.max_price_per_hour or 0)
-        for _ in range(k):
-            room = (
-                market.acquirable_zones(self.env._now, self._spot_counts())
-                if market is not None else None
-            )
-            od = self._on_demand_workers()
-            if cap > 0:
-                nxt = self.fleet.place(
-                    self.deployment, initial=initial, on_demand_workers=od, spot_room=room,
-                    allow_spot=allow_spot, peek=True,
-                )
-                if nxt is not None and self._price_now() + nxt.price_per_hour_usd > cap + 1e-9:
-                    return placed, "price cap"
-            shape = self.fleet.place(
-                self.deployment, initial=initial, on_demand_workers=od, spot_room=room,
-                allow_spot=allow_spot,
-            )
+        capped = not initial and float(self.deployment.max_price_per_hour or 0) > 0
+        for placed in range(k):
+            if capped and self._price_room(self._next_shape(allow_spot=allow_spot, peek=True)) < 1:
+                return placed, "price cap"
+            shape = self._next_shape(initial=initial, allow_spot=allow_spot)
             if shape is None:
                 return placed, "on-prem full"
             self._add_worker(shape, initial=initial, cold=cold)
-            placed += 1
-        return placed, ""
+        return k, ""
+
+    def _next_shape(
+        self, *, initial: bool = False, allow_spot: bool = True, peek: bool = False
+    ) -> WorkerShape | None:
+        """Where the next worker would go now (``peek`` claims no on-prem GPUs)."""
+        market = self.fleet.market
+        room = (
+            market.acquirable_zones(self.env._now, self._spot_counts())
+            if market is not None else None
+        )
+        return self.fleet.place(
+            self.deployment, initial=initial, on_demand_workers=self._on_demand_workers(),
+            spot_room=room, allow_spot=allow_spot, peek=peek,
+        )
+
+    def _price_room(self, shape: WorkerShape | None) -> int:
+        """How many workers like ``shape`` fit under max_price_per_hour (huge when uncapped).
+
+        The cap bounds the summed hourly price of every non-terminated worker.
+        """
+        cap = float(self.deployment.max_price_per_hour or 0)
+        price = shape.price_per_hour_usd if shape is not None else 0.0
+        if cap <= 0 or price <= 0:
+            return 1 << 30
+        return int(math.floor((cap - self._price_now()) / price + 1e-9))
 
     def _make_service(self, w: Worker) -> Any:
         kind = self.service_kind
@@ -782,21 +791,14 @@ class Engine:
             values = np.concatenate([values, np.asarray(waiting)])
         return float(np.percentile(values, q)), n, window
 
-    def _addable(self, t: float) -> tuple[int, str]:
+    def _addable(self) -> tuple[int, str]:
         dep = self.deployment
         limits: list[tuple[int, str]] = [
             (self.max_workers - self.n_active, "max_workers"),
             (self.fleet.placeable(dep), "on-prem full"),
         ]
-        cap = float(dep.max_price_per_hour or 0)
-        if cap > 0:
-            nxt = self.fleet.place(
-                dep, initial=False, on_demand_workers=self._on_demand_workers(), peek=True
-            )
-            price = nxt.price_per_hour_usd if nxt is not None else 0.0
-            current = self._price_now()
-            room = int(math.floor((cap - current) / price + 1e-9)) if price > 0 else 1 << 30
-            limits.append((room, "price cap"))
+        if float(dep.max_price_per_hour or 0) > 0:
+            limits.append((self._price_room(self._next_shape(peek=True)), "price cap"))
         tcap = float(dep.max_throughput_rate or 0)
         if tcap > 0 and self.scenario.autoscaler.throughput_cap == "scale":
             rated = sum(
@@ -817,7 +819,7 @@ class Engine:
         s, finished, window = self._statistic(t)
         arrived = self.next_arrival
         in_window = arrived - bisect_right(self.arrival, t - window, 0, arrived)
-        addable, limit = self._addable(t)
+        addable, limit = self._addable()
         current_price = self._price_now()
         obs = Observation(
             time_s=t, workers=self.n_active, ready=len(self.ready), starting=self.n_starting,

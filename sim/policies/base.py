@@ -9,7 +9,7 @@ policy as ``Observation.addable`` so that the policy can log *why* it did not ac
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sim.registry import Registry
@@ -44,7 +44,6 @@ class Decision:
     delta: int = 0
     reason: str = ""
     statistic: float = math.nan
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def logged(self) -> bool:
