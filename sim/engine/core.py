@@ -287,8 +287,7 @@ class Engine:
             self._fail(rid, t, FAIL_REJECTED)
             return
         q = self.queue
-        self.queue_area += len(q) * (t - self._q_last_t)
-        self._q_last_t = t
+        self._queue_area_to(t)
         q.append(rid)
         if len(q) == 1:  # otherwise the head is blocked and nothing has freed up
             self._dispatch()
@@ -296,6 +295,11 @@ class Engine:
             self.queue_max = len(q)
         if self.progress is not None and not rid % 4096:
             self.progress(t)
+
+    def _queue_area_to(self, t: float) -> None:
+        """Integrate the gateway queue length up to ``t`` (before the queue changes)."""
+        self.queue_area += len(self.queue) * (t - self._q_last_t)
+        self._q_last_t = t
 
     def _admit(self, rid: int, t: float) -> bool:
         """Token bucket on output tokens at ``max_throughput_rate`` (``throughput_cap: admission``)."""
@@ -313,9 +317,7 @@ class Engine:
     def _dispatch(self) -> None:
         q = self.queue
         t = self.env._now
-        if q and t > self._q_last_t:
-            self.queue_area += len(q) * (t - self._q_last_t)
-            self._q_last_t = t
+        self._queue_area_to(t)
         arrival = self.arrival
         ready = self.ready
         while q:
@@ -363,9 +365,7 @@ class Engine:
 
     def _expire_queue(self, t: float) -> None:
         q = self.queue
-        if q and t > self._q_last_t:
-            self.queue_area += len(q) * (t - self._q_last_t)
-            self._q_last_t = t
+        self._queue_area_to(t)
         while q and self._expired(q[0], t):
             self._expire(q.popleft(), t)
         if q and self.requeued_at and q[0] in self.requeued_at:
@@ -695,8 +695,7 @@ class Engine:
                 self.requeued_at[rid] = t
                 requeue.append(rid)
         if requeue:
-            self.queue_area += len(self.queue) * (t - self._q_last_t)
-            self._q_last_t = t
+            self._queue_area_to(t)
             # Back to the head of the queue in their original arrival order.
             self.queue.extendleft(sorted(requeue, reverse=True))
             self.queue_max = max(self.queue_max, len(self.queue))
@@ -880,9 +879,7 @@ class Engine:
     def _record(self, wall_s: float) -> RunRecord:
         t = self.env._now
         self._expire_queue(t)
-        if t > self._q_last_t:
-            self.queue_area += len(self.queue) * (t - self._q_last_t)
-            self._q_last_t = t
+        self._queue_area_to(t)
         for w in self.workers:
             if w.state != TERMINATED:
                 w.record.terminated_s = t
