@@ -66,6 +66,13 @@ def scenario(workload: dict[str, Any], **patch: Any) -> Any:
     return scenario_from_dict(merge(base, patch))
 
 
+# One request every 20 s on average for 1000 s: a near-idle workload for control-loop tests.
+SPARSE: dict[str, Any] = {
+    "kind": "poisson", "rate_per_s": 0.05, "duration_s": 1000, "prompt_tokens": 1,
+    "output_tokens": 1,
+}
+
+
 def trace(path: str) -> dict[str, Any]:
     """A trace workload section for a generic CSV."""
     return {"kind": "trace", "path": path, "format": "csv"}
@@ -369,13 +376,7 @@ def test_scale_up_cold_start_timing_and_cooldown() -> None:
 def test_floor_adds_workers_after_min_workers_raised(tmp_path: Path) -> None:
     """Floor: after an update raises min_workers above N, the next tick requests the difference at once."""
     sc = scenario(
-        {
-            "kind": "poisson",
-            "rate_per_s": 0.05,
-            "duration_s": 1000,
-            "prompt_tokens": 1,
-            "output_tokens": 1,
-        },
+        SPARSE,
         deployment={"initial_worker_config": {"min_workers": 2}},
         updates=[{"at_s": 45, "body": {"initial_worker_config": {"min_workers": 5}}}],
         sim={"horizon_s": 600.0},
@@ -395,13 +396,7 @@ def test_floor_adds_workers_after_min_workers_raised(tmp_path: Path) -> None:
 def test_scale_down_respects_new_floor(tmp_path: Path) -> None:
     """After min_workers is lowered (not immediately), idle workers drain one per cooldown, down to the new floor."""
     sc = scenario(
-        {
-            "kind": "poisson",
-            "rate_per_s": 0.05,
-            "duration_s": 1000,
-            "prompt_tokens": 1,
-            "output_tokens": 1,
-        },
+        SPARSE,
         deployment={
             "initial_worker_config": {"min_workers": 5},
             "autoscaling_config": {"scaling_down_timeout_sec": 60},
@@ -423,13 +418,7 @@ def test_scale_down_respects_new_floor(tmp_path: Path) -> None:
 def test_update_with_imidiate_scale_down_drains_to_new_min(tmp_path: Path) -> None:
     """An update with imidiate_scale_down drains the surplus down to the new min_workers at at_s."""
     sc = scenario(
-        {
-            "kind": "poisson",
-            "rate_per_s": 0.05,
-            "duration_s": 1000,
-            "prompt_tokens": 1,
-            "output_tokens": 1,
-        },
+        SPARSE,
         deployment={"initial_worker_config": {"min_workers": 4}},
         serving={"mean_s": 0.1},
         updates=[
