@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "RESULT_FILES",
     "atomic_result_dir",
+    "check_result_dir",
     "read_yaml_or_json",
     "result_json",
     "slugify",
@@ -214,6 +215,12 @@ def _clean_leftovers(out: Path) -> None:
             pid = name.rsplit("-", 1)[-1]
             if not (pid.isdigit() and _pid_alive(int(pid))):
                 shutil.rmtree(entry, ignore_errors=True)
+
+
+def check_result_dir(out: str | Path, option: str = "--out") -> None:
+    """Raise :class:`ConfigError` unless ``out`` is new, empty or a previous results folder
+    (only names a run writes): a run replaces the whole folder."""
+    _check_replaceable(Path(out), option)
 
 
 def _check_replaceable(out: Path, option: str) -> None:

@@ -54,7 +54,7 @@ def _cards(s: dict[str, Any], slo_target: float) -> str:
               "–" if att is None else f"{att:.1%}", tone),
         _card("E2E latency p95", sec(e2e.get("p95"))),
         _card("TTFT p95", sec(ttft.get("p95"))),
-        _card("requests completed", f"{r.get('completed') or 0:,} of {r.get('arrived') or 0:,}"),
+        _card(f"requests completed of {r.get('arrived') or 0:,}", f"{r.get('completed') or 0:,}"),
         _card("requests failed", f"{failed:,}", "bad" if failed else ""),
         _card("workers max / mean", f"{w.get('max')} / "
               + ("–" if w.get("mean") is None else f"{w['mean']:.2f}")),
@@ -63,9 +63,10 @@ def _cards(s: dict[str, Any], slo_target: float) -> str:
 
 
 def render_html(
-    summary: dict[str, Any], markdown_text: str, images: dict[str, bytes], *, slo_target: float
+    summary: dict[str, Any] | None, markdown_text: str, images: dict[str, bytes], *, slo_target: float
 ) -> str:
-    """The page for ``markdown_text`` with ``images`` (file name → PNG bytes) embedded."""
+    """The page for ``markdown_text`` with ``images`` (file name → PNG bytes) embedded; with a
+    run ``summary``, headline figure cards under the title."""
     body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown_text)
 
     def embed(m: re.Match[str]) -> str:
@@ -78,7 +79,7 @@ def render_html(
     body = re.sub(r'src="([^"]+)"', embed, body)
     # Figure cards right below the title and its one-line description.
     head, sep, rest = body.partition("</h1>")
-    if sep:
+    if sep and summary is not None:
         first, psep, tail = rest.partition("</p>")
         body = head + sep + first + psep + _cards(summary, slo_target) + tail
     title = re.search(r"<h1>(.*?)</h1>", body)
@@ -91,7 +92,7 @@ def render_html(
     )
 
 
-def write_html(summary: dict[str, Any], markdown_text: str, out_dir: Path, *,
+def write_html(summary: dict[str, Any] | None, markdown_text: str, out_dir: Path, *,
                slo_target: float) -> Path:
     """Write ``report.html`` beside ``report.md``, embedding the PNGs the markdown names."""
     names = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", markdown_text)

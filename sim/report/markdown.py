@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from sim.report.fmt import pct, seconds, usd
 from sim.report.insight import important_warnings, what_this_means
 from sim.report.plots import write_plots
 
@@ -23,12 +24,12 @@ _METRICS_DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 
 
-def _s(v: float | None, digits: int = 3) -> str:
-    return "–" if v is None else f"{v:.{digits}g} s"
+def _s(v: float | None) -> str:
+    return "–" if v is None else seconds(v)
 
 
 def _usd(v: float | None) -> str:
-    return "–" if v is None else f"${v:,.2f}"
+    return "–" if v is None else usd(v)
 
 
 def _num(v: float | int | None, fmt: str = ",") -> str:
@@ -51,7 +52,7 @@ def _headline(s: dict[str, Any]) -> list[str]:
         ["cost per 1k requests", _usd(c["per_1k_requests_usd"])],
         ["E2E latency p50 / p95 / p99", " / ".join(_s(e2e[k]) for k in ("p50", "p95", "p99"))],
         ["TTFT p50 / p95 / p99", " / ".join(_s(ttft[k]) for k in ("p50", "p95", "p99"))],
-        [f"SLO attainment ({slo['metric'].upper()} ≤ {slo['threshold_s']:g} s)", "–" if att is None else f"{att:.2%}"],
+        [f"SLO attainment ({slo['metric'].upper()} ≤ {slo['threshold_s']:g} s)", "–" if att is None else pct(att)],
         ["requests completed / failed / in flight", f"{r['completed']:,} / {r['failed']:,} / {r['in_flight']:,} (of {r['arrived']:,} arrived)"],
         ["workers max / mean", f"{w['max']} / {_num(w['mean'], '.2f')}"],
         ["GPU-hours billed", _num(w["gpu_hours"], ",.2f")],
@@ -117,7 +118,7 @@ def _reason_kind(reason: str) -> str:
     return _NUMBER.sub("#", reason) if reason else "(none)"
 
 
-def _range(lo: float, hi: float) -> str:
+def _range(lo: Any, hi: Any) -> str:
     if pd.isna(lo):
         return "–"
     return f"{lo:.3g}" if lo == hi else f"{lo:.3g} – {hi:.3g}"
