@@ -32,6 +32,9 @@ __all__ = [
     "RESULT_FILES",
     "atomic_result_dir",
     "check_result_dir",
+    "loads_json",
+    "loads_yaml",
+    "read_text",
     "read_yaml_or_json",
     "result_json",
     "slugify",
@@ -67,42 +70,137 @@ def _construct_mapping(
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def read_yaml_or_json(path: str | Path) -> dict[str, Any]:
-    """Read a mapping from a ``.json`` file, or from YAML for any other extension.
+#: Deepest nesting a config file may have: scenarios need about 6 levels; far deeper input
+#: (thousands) would overflow the parser's and the validator's recursion.
+MAX_DEPTH = 64
 
-    Missing files, syntax errors (with their line), duplicate keys and non-mapping documents
-    raise :class:`~sim.errors.ConfigError` naming the file.
-    """
-    p = Path(path)
+
+def _too_deep(data: Any) -> bool:
+    """Whether ``data`` nests mappings/lists deeper than :data:`MAX_DEPTH` (iteratively)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth > MAX_DEPTH:
+                return True
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
+
+
+def _depth_error(source: str) -> ConfigError:
+    return ConfigError(
+        f"nested more than {MAX_DEPTH} levels deep; a scenario needs fewer than 10", source=source
+    )
+
+
+def _decode(raw: bytes, source: str) -> str:
+    """UTF-8 text of a file; a bad byte is an error naming its line and column."""
     try:
-        text = p.read_text(encoding="utf-8")
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(
+            f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at column {col} cannot be decoded "
+            "(save the file as UTF-8)", source=f"{source}:{line}",
+        ) from None
+
+
+def loads_yaml(text: str, source: str) -> Any:
+    """Parse YAML strictly: a duplicated key is an error naming both lines; syntax errors
+    name their line; nesting deeper than :data:`MAX_DEPTH` is an error."""
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = exc.problem or "syntax error"
+        context = f" {exc.context}" if exc.context else ""
+        col = f" (column {mark.column + 1})" if mark is not None else ""
+        raise ConfigError(f"invalid YAML: {problem}{context}{col}", source=where) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"invalid YAML: {exc}", source=source) from None
+    except RecursionError:
+        raise _depth_error(source) from None
+    if _too_deep(data):
+        raise _depth_error(source)
+    return data
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str):
+        self.key = key
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def loads_json(text: str, source: str) -> Any:
+    """Parse JSON strictly: a duplicated key in an object is an error naming both lines (the
+    standard library keeps the last value silently); ``NaN``/``Infinity`` are not JSON and
+    are errors; nesting deeper than :data:`MAX_DEPTH` is an error."""
+
+    def bad_constant(name: str) -> Any:
+        raise ConfigError(f"{name} is not a JSON number; write a finite number", source=source)
+
+    try:
+        data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=bad_constant)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"invalid JSON: {exc.msg} (column {exc.colno})", source=f"{source}:{exc.lineno}"
+        ) from None
+    except RecursionError:
+        raise _depth_error(source) from None
+    except _DuplicateKey as dup:
+        # JSON is YAML: the strict YAML loader locates both occurrences of the key.
+        try:
+            loads_yaml(text, source)
+        except ConfigError as exc:
+            if "duplicate key" in str(exc):
+                raise ConfigError(exc.detail.replace("invalid YAML: ", ""),
+                                  source=exc.source) from None
+        raise ConfigError(f"duplicate key {dup.key!r} in an object", source=source) from None
+    if _too_deep(data):
+        raise _depth_error(source)
+    return data
+
+
+def read_text(path: str | Path, what: str = "a YAML or JSON file") -> str:
+    """A text file's content with errors naming the file: missing, a folder, unreadable, or
+    not UTF-8 (with the line of the first bad byte)."""
+    p = Path(path)
+    if "\x00" in str(p):
+        raise ConfigError("a file name cannot contain a NUL character", source=repr(str(p)))
+    try:
+        raw = p.read_bytes()
     except FileNotFoundError:
         raise ConfigError("file not found", source=str(p)) from None
     except IsADirectoryError:
-        raise ConfigError("is a directory, expected a YAML or JSON file", source=str(p)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read file ({exc})", source=str(p)) from None
+        raise ConfigError(f"is a folder, expected {what}", source=str(p)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read file ({exc.strerror or exc})", source=str(p)) from None
+    return _decode(raw, str(p))
 
-    data: Any
-    if p.suffix.lower() == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(
-                f"invalid JSON: {exc.msg} (column {exc.colno})", source=f"{p}:{exc.lineno}"
-            ) from None
-    else:
-        try:
-            data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
-            problem = exc.problem or "syntax error"
-            context = f" {exc.context}" if exc.context else ""
-            col = f" (column {mark.column + 1})" if mark is not None else ""
-            raise ConfigError(f"invalid YAML: {problem}{context}{col}", source=where) from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"invalid YAML: {exc}", source=str(p)) from None
+
+def read_yaml_or_json(path: str | Path) -> dict[str, Any]:
+    """Read a mapping from a ``.json`` file, or from YAML for any other extension.
+
+    Every config file goes through here (scenarios, create bodies, profiles, catalogs), so
+    each is read one way: missing files, folders, non-UTF-8 bytes (with their line), syntax
+    errors (with their line), duplicated keys (both lines, JSON too), nesting deeper than
+    :data:`MAX_DEPTH` and non-mapping documents raise :class:`~sim.errors.ConfigError`
+    naming the file.
+    """
+    p = Path(path)
+    text = read_text(p)
+    data = loads_json(text, str(p)) if p.suffix.lower() == ".json" else loads_yaml(text, str(p))
     if data is None:
         raise ConfigError("file is empty, expected a mapping of settings", source=str(p))
     if not isinstance(data, dict):
@@ -183,7 +281,7 @@ def slugify(name: str, *, default: str = "run") -> str:
     Empty results fall back to ``default``; at most 100 characters.
     """
     text = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode()
-    text = re.sub(r"[^A-Za-z0-9._-]+", "-", text)
+    text = re.sub(r"[^A-Za-z0-9._-]+|\.{2,}", "-", text)
     text = re.sub(r"-{2,}", "-", text).strip("-._")[:100].strip("-._")
     return text or default
 

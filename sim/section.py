@@ -13,4 +13,4 @@ Metric = Literal["auto", "ttft", "e2e", "queue"]
 class Section(BaseModel):
     """Shared config of scenario sections: immutable, unknown keys are errors."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)

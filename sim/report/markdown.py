@@ -248,7 +248,7 @@ def render_report(result: Result, out_dir: str | Path = ".") -> str:
         f"Metric definitions: {_metrics_link(Path(out_dir))}. Latency percentiles are over completed "
         f"requests arriving after the warm-up ({sim.get('warmup_s', 0):g} s); failed and in-flight "
         "requests are excluded from percentiles and count as SLO misses. Cost is billed from VM "
-        f"start to termination (or the horizon) in granules of {s['cost'].get('billing_granularity_s', 1):g} s; "
+        f"start to termination (or the horizon) in granules of {s['cost'].get('billing_granularity_s') or 1:g} s; "
         "cost per hour divides by the horizon. Mean workers is time-weighted over the horizon."
         + (f" Mean gateway queue length {q:.3g}." if q is not None else ""),
         "",

@@ -15,7 +15,7 @@ TimeUnit = Literal["s", "ms", "us", "datetime"]
 class _Spec(BaseModel):
     """Shared config: immutable, unknown keys are errors."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 # --- token-length distributions -------------------------------------------------------------
