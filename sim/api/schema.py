@@ -43,6 +43,7 @@ from pydantic import (
     field_validator,
 )
 
+from sim.bounds import check_field
 from sim.errors import ConfigError
 from sim.hardware import canonical_gpu
 
@@ -118,6 +119,12 @@ class _Body(BaseModel):
     """Shared config of the API models: immutable, unknown keys are errors."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _bounded(cls, value: Any, info: ValidationInfo) -> Any:
+        """Every number within its field's bound (sim.bounds: by unit, from the name)."""
+        return check_field(info.field_name or "", value)
 
 
 # --- help texts shared by the full and the partial (update) models -------------------------------

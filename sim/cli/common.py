@@ -14,13 +14,19 @@ from sim.errors import ConfigError
 SET_SOURCE = "--set"
 
 
-def progress_bar(total_s: float, enabled: bool) -> tuple[Callable[[float], None] | None, Any]:
-    """A tqdm bar over simulated time on a terminal; nothing when piped or quiet."""
-    if not enabled or not sys.stderr.isatty() or total_s <= 0:
+def progress_bar(
+    total_s: float, enabled: bool, *, force: bool = False
+) -> tuple[Callable[[float], None] | None, Any]:
+    """A tqdm bar over simulated time on stderr: shown when stderr is a terminal (piping
+    stdout does not hide it) or ``force`` (``--progress``, e.g. under a CI log); nothing when
+    quiet. When forced onto a non-terminal it redraws at most every 5 s, as lines."""
+    if not enabled or total_s <= 0 or not (force or sys.stderr.isatty()):
         return None, None
     from tqdm import tqdm
 
-    bar = tqdm(total=round(total_s), unit="sim-s", desc="simulating", leave=False)
+    tty = sys.stderr.isatty()
+    bar = tqdm(total=round(total_s), unit="sim-s", desc="simulating", leave=not tty,
+               mininterval=0.1 if tty else 5.0, file=sys.stderr)
 
     def update(t: float) -> None:
         bar.update(max(0, round(min(t, total_s)) - bar.n))

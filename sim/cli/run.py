@@ -64,11 +64,30 @@ def _check_run_options(args: argparse.Namespace) -> None:
                               "Dask cluster", source="sim run")
 
 
+def _limits(args: argparse.Namespace) -> Any:
+    """The run's resource limits from --max-requests and --max-memory."""
+    from sim.estimate import Limits, parse_size
+
+    if args.max_requests is not None and args.max_requests < 1:
+        raise ConfigError(f"expected a count >= 1, got {args.max_requests}", source="--max-requests")
+    memory = None
+    if args.max_memory is not None:
+        try:
+            memory = parse_size(args.max_memory)
+        except ValueError as exc:
+            raise ConfigError(str(exc), source="--max-memory") from None
+    kwargs: dict[str, Any] = {"max_memory_bytes": memory}
+    if args.max_requests is not None:
+        kwargs["max_requests"] = args.max_requests
+    return Limits(**kwargs)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """``sim run``: simulate a scenario and write summary, tables, report and plots."""
+    from sim.estimate import check_limits, estimate_built, estimate_spec
     from sim.io import check_result_dir, slugify, write_run
     from sim.rng import Streams
-    from sim.run import simulate
+    from sim.run import simulate, workload_span
     from sim.scenario import load_scenario, scenario_from_create_body, validate_scenario
     from sim.workload import build_workload
 
@@ -89,14 +108,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     # The name is a label, never a path: "../x" or "/etc" must not escape results/.
     out = Path(args.out) if args.out else Path("results") / slugify(scenario.name)
     check_result_dir(out)  # a bad --out fails before the simulation, not after
+    limits = _limits(args)
+    check_limits(estimate_spec(scenario), limits)  # before anything is allocated
     if args.seeds is not None:
         return _run_replications(scenario, args, out, checks)
     seed = scenario.sim.seed if args.seed is None else args.seed
     workload = build_workload(scenario.workload, Streams(seed), scenario.base_dir)
-    total = float(scenario.sim.horizon_s or (workload.arrival_s[-1] if len(workload) else 0.0))
-    update, bar = progress_bar(total, not args.quiet)
+    check_limits(estimate_built(scenario, len(workload), workload_span(workload)), limits)
+    total = float(scenario.sim.horizon_s or workload_span(workload))
+    update, bar = progress_bar(total, not args.quiet, force=args.progress)
     try:
-        result = simulate(scenario, seed, progress=update, workload=workload)
+        result = simulate(scenario, seed, progress=update, workload=workload, limits=limits)
     finally:
         if bar is not None:
             bar.close()
@@ -120,7 +142,7 @@ def _run_replications(
 
     seeds = parse_seeds(args.seeds, min_count=2)
     bar = None
-    if not args.quiet and sys.stderr.isatty():
+    if not args.quiet and (sys.stderr.isatty() or args.progress):
         from tqdm import tqdm
 
         bar = tqdm(total=len(seeds), unit="run", desc="replications", leave=False)
@@ -171,5 +193,11 @@ def register(sub: Any) -> None:
                      help="run --seeds on the Dask cluster at ADDR (tcp://host:8786) instead "
                      "of local processes")
     run.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario name>)")
+    run.add_argument("--max-requests", type=int, metavar="N",
+                     help="refuse runs estimated above N requests (default 50,000,000)")
+    run.add_argument("--max-memory", metavar="SIZE",
+                     help="refuse runs estimated to need more memory, e.g. 4G (default: 3/4 of RAM)")
+    run.add_argument("--progress", action="store_true",
+                     help="show the progress bar even when stderr is not a terminal")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
     run.set_defaults(func=cmd_run)

@@ -530,6 +530,12 @@ def _to_time(col: pa.ChunkedArray, unit: str, name: str) -> np.ndarray:
         if bad.any():
             i = int(np.argmax(bad))
             raise _BadValue(i, f"column {name!r}: unparseable timestamp {_raw(col, i)}")
+        # Nanoseconds since 1970 in int64 reach only 1677-2262: later dates are data errors.
+        lo, hi = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
+        out = np.asarray((parsed < lo) | (parsed > hi))
+        if out.any():
+            i = int(np.argmax(out))
+            raise _BadValue(i, f"column {name!r}: timestamp {_raw(col, i)} is outside 1677-2262")
         return np.asarray(parsed.tz_convert(None).as_unit("ns").asi8, dtype=np.int64)
     if pa.types.is_timestamp(t):
         raise _BadValue(0, f"column {name!r} holds date-times; use time_unit: datetime")
