@@ -40,7 +40,9 @@ def simulate(
         workload = build_workload(scenario.workload, streams, scenario.base_dir)
     policy = build_policy(scenario.deployment, scenario.autoscaler, source=scenario.source)
     fleet = FleetModel(scenario, streams)
-    record = Engine(scenario, workload, policy, seed=seed, fleet=fleet, progress=progress).run()
+    record = Engine.from_scenario(
+        scenario, workload, policy, seed=seed, fleet=fleet, progress=progress
+    ).run()
     return build_result(
         record,
         slo_metric=scenario.slo_metric(),
