@@ -125,6 +125,8 @@ class ControlLoop:
             last_arrival_s=gw.last_arrival_t,
             min_workers=int(self.deployment.initial_worker_config.min_workers),
             addable=addable, addable_limit=limit, price_per_hour_usd=pool.price_now(),
+            arrived_total=arrived, prompt_tokens_arrived=gw.reqs.cum_prompt[arrived],
+            output_tokens_arrived=gw.reqs.cum_output[arrived],
         )
         d = self.policy.decide(obs)
         self._apply(d, obs)

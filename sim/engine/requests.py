@@ -32,6 +32,11 @@ class RequestState:
         if kind == "llm":
             out = self._llm_request_checks(workload.prompt_tokens, out, deployment, serving)
         self.output: list[int] = out.tolist()
+        # Prefix sums of tokens by arrival order: the policy's cumulative token counts per tick.
+        self.cum_prompt: list[int] = [
+            0, *np.cumsum(workload.prompt_tokens, dtype=np.int64).tolist()
+        ]
+        self.cum_output: list[int] = [0, *np.cumsum(out, dtype=np.int64).tolist()]
         self.service_time: list[float] = _draw_service_times(kind, serving, rng, n)
         self.cols = RequestColumns.empty(workload.arrival_s, workload.prompt_tokens, out)
         self.dispatch_t: list[float] = [math.nan] * n
