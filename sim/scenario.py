@@ -144,6 +144,10 @@ class Scenario(Section):
     """A complete, validated simulation scenario (DESIGN.md §3.1)."""
 
     name: str = Field(min_length=1, description="Scenario name (defaults to deployment.name).")
+    description: str | None = Field(
+        default=None, max_length=2000,
+        description="What the scenario shows and what to try; printed at the top of its report.",
+    )
     deployment: CreateBody = Field(description="Exactly the JSON body of POST /sg_inf/create.")
     workload: WorkloadSpec = Field(description="What arrives: a trace file or a generator.")
     fleet: FleetSpec = Field(

@@ -22,16 +22,61 @@ EXIT_BAD_INPUT = 2
 COMMANDS = (run, validate, profile, sensitivity, trace, bench)
 
 
+#: One example per command, shown at the end of its ``--help`` (a new command adds its own
+#: here or passes ``epilog=`` to ``add_parser``; tests/test_first_hour.py checks every one).
+EXAMPLES: dict[str, str] = {
+    "run": "sim run scenarios/quickstart.yaml --set deployment.initial_worker_config.min_workers=3",
+    "validate": "sim validate scenarios/quickstart.yaml --set sim.seed=2",
+    "profile": "sim profile show meta-llama/Meta-Llama-3-8B A100 1",
+    "profile show": "sim profile show meta-llama/Llama-2-70b A100-80GB 4 --batch 1,16,64",
+    "profile list": "sim profile list",
+    "sensitivity": "sim sensitivity scenarios/quickstart.yaml --seeds 1-3 --workers 2",
+    "trace": "sim trace stats my_requests.csv --plot trace.png",
+    "trace stats": "sim trace stats ../shared/data/azure_llm_2023/AzureLLMInferenceTrace_code.csv "
+                   "--bin-s 300",
+    "bench": "sim bench --suite smoke --workers 2",
+}
+
+
+def _polish(parser: argparse.ArgumentParser, path: str = "") -> None:
+    """Give every subcommand a one-line description (its help) and its example, and list the
+    trace formats wherever ``--trace-format`` is taken."""
+    for action in parser._actions:
+        if action.dest == "trace_format" and action.help and "azure" not in action.help:
+            from sim.workload import TRACE_FORMATS
+
+            action.help = f"one of {', '.join(TRACE_FORMATS.names())} (default: detected from the file)"
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        helps = {a.dest: a.help for a in action._choices_actions}
+        for name, child in action.choices.items():
+            full = f"{path} {name}".strip()
+            if not child.description and helps.get(name):
+                text = str(helps[name])
+                child.description = text[:1].upper() + text[1:] + "."
+            if not child.epilog and full in EXAMPLES:
+                child.epilog = f"example:\n  {EXAMPLES[full]}"
+            child.formatter_class = argparse.RawDescriptionHelpFormatter
+            _polish(child, full)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``sim`` command."""
+    from sim import __version__
+
     parser = argparse.ArgumentParser(
         prog="sim",
         description="Autoscaling policy simulator for GPU inference deployments "
         "(ScaleGenAI inference API semantics).",
+        epilog="example:\n  sim run scenarios/quickstart.yaml\n\n"
+        "sim COMMAND --help shows each command's options and an example.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"sim {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.register(sub)
+    _polish(parser)
     return parser
 
 

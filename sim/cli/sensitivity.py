@@ -66,5 +66,5 @@ def register(sub: Any) -> None:
     sens.add_argument("--set", action="append", metavar="PATH=VALUE", help="override a field")
     sens.add_argument("--out", metavar="DIR",
                       help="output folder (default: results/<scenario name>-sensitivity)")
-    sens.add_argument("--quiet", action="store_true", help="do not print the table")
+    sens.add_argument("-q", "--quiet", action="store_true", help="do not print the table")
     sens.set_defaults(func=cmd_sensitivity)

@@ -54,6 +54,11 @@ class LognormalTokens(_Spec):
     cv: float = Field(
         ge=0, description="Coefficient of variation (std / mean); 0 gives a constant."
     )
+    max: int | None = Field(
+        default=None, ge=1, le=1_000_000_000,
+        description="Cap: draws above it are clipped to it (e.g. to fit the model's context); "
+        "null = no cap. The mean is then below `mean`.",
+    )
 
 
 class TraceTokens(_Spec):
