@@ -61,3 +61,27 @@ def test_report_html_renders_in_headless_chromium(tmp_path):
                    "requests failed", "Warnings"):
         assert needle in text, needle
     assert "#" not in text.split("Autoscaler decisions")[1].split("Cost")[0]
+
+
+def test_warnings_that_matter_come_first(tmp_path):
+    """Requests rejected as too long and scale-ups on another GPU shape head the report, and
+    the reading line says what to try; decision reasons keep their numbers."""
+    from sim.engine.record import FAIL_TOO_LARGE, FAILED, WorkerRecord
+
+    rec = example_record(n_requests=400)
+    rec.requests.status[:7] = FAILED
+    rec.requests.fail_reason[:7] = FAIL_TOO_LARGE
+    rec.workers.append(WorkerRecord(99, "H100", 2, "gcp", "us-central1", "us-central1-a", spot=False,
+                                    on_prem=False, initial=False, price_per_hour_usd=9.0,
+                                    requested_s=100.0, provisioned_s=200.0, ready_s=300.0,
+                                    terminated_s=900.0, end_reason="scale_down"))
+    res = build_result(rec, slo_metric="ttft", slo_threshold_s=2.0)
+    text = write_report(res, tmp_path).read_text()
+    head = text.split("## Headline")[0]
+    assert "7 requests were rejected as too long" in head
+    assert "ran on a different GPU shape than the initial workers (2× H100: 1" in head
+    assert "What this means:" in head
+    decisions = text.split("## Autoscaler decisions")[1].split("## Cost")[0]
+    assert "#" not in decisions and "S" in decisions
+    html = (tmp_path / "report.html").read_text()
+    assert html.index("rejected as too long") < html.index("<h2>Headline</h2>")
