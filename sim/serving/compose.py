@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from sim.errors import ProfileError
-from sim.fleet.gpus import gpu_spec
+from sim.hardware import gpu_spec
 from sim.serving.architectures import ModelSpec
 
 #: Catalog GPU -> AIConfigurator system whose tables describe it. The A100-40GB (SXM, HBM2,

@@ -23,7 +23,7 @@ import re
 from dataclasses import replace
 
 from sim.errors import ProfileError
-from sim.fleet.gpus import gpu_spec
+from sim.hardware import gpu_spec
 from sim.serving.architectures import ARCHITECTURES, ModelSpec
 
 __all__ = ["MODELS", "ModelSpec", "max_context_tokens", "memory_shortfall_gb", "min_gpus_to_fit",
