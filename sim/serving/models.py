@@ -21,10 +21,11 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import replace
+from pathlib import Path
 
 from sim.errors import ProfileError
 from sim.hardware import gpu_spec
-from sim.serving.architectures import ARCHITECTURES, ModelSpec
+from sim.serving.architectures import ARCHITECTURES, ModelSpec, spec_from_config
 
 __all__ = ["MODELS", "ModelSpec", "max_context_tokens", "memory_shortfall_gb", "min_gpus_to_fit",
            "resolve_model"]
@@ -173,8 +174,14 @@ def max_context_tokens(name: str) -> int | None:
     return _CONTEXT_BY_ALIAS.get(_normalise(spec.name), spec.max_context)
 
 
-def resolve_model(name: str) -> ModelSpec:
-    """The spec of model ``name`` (HF id or catalog name, any case); inferred from "70b" if unknown."""
+def resolve_model(name: str, config: str | Path | None = None) -> ModelSpec:
+    """The spec of model ``name`` (HF id or catalog name, any case); inferred from "70b" if unknown.
+
+    With ``config`` (a Hugging Face ``config.json``, ``serving.model_config``) the shape is
+    read from that file instead (:func:`sim.serving.architectures.spec_from_config`).
+    """
+    if config is not None:
+        return spec_from_config(config, name.strip() or None)
     if not name or not name.strip():
         raise ProfileError("empty model name: expected a Hugging Face id such as "
                            "'meta-llama/Llama-2-7b-hf' (or set serving.profile to a profile file)")
