@@ -32,7 +32,7 @@ from sim.api.export import API_KEY_ENV, BASE_URL_ENV, expand_placeholders
 from sim.api.schema import MASK, CreateBody, UpdateBody, parse_create, parse_update
 from sim.errors import ApiConnectionError, ApiRequestError, ApiServerError, ConfigError
 
-__all__ = ["ApiResponse", "ScaleGenClient", "describe_request"]
+__all__ = ["ApiResponse", "ScaleGenClient", "describe_request", "id_path"]
 
 _IDEMPOTENT = {"GET", "PUT", "DELETE"}
 
@@ -279,11 +279,11 @@ class ScaleGenClient:
 
     def update(self, inf_id: str, body: UpdateBody | Mapping[str, Any]) -> Any:
         """``PUT /sg_inf/{inf_id}``; the server's message."""
-        return self.send("PUT", _id_path(inf_id), self.update_request(body)).message
+        return self.send("PUT", id_path(inf_id), self.update_request(body)).message
 
     def get(self, inf_id: str) -> Any:
         """``GET /sg_inf/{inf_id}``; the server's message (a string, decoded if it is JSON)."""
-        message = self.send("GET", _id_path(inf_id)).message
+        message = self.send("GET", id_path(inf_id)).message
         if isinstance(message, str) and message.lstrip().startswith("{"):
             try:
                 return json.loads(message)
@@ -293,10 +293,10 @@ class ScaleGenClient:
 
     def delete(self, inf_id: str) -> Any:
         """``DELETE /sg_inf/{inf_id}``; the server's message."""
-        return self.send("DELETE", _id_path(inf_id)).message
+        return self.send("DELETE", id_path(inf_id)).message
 
 
-def _id_path(inf_id: str) -> str:
+def id_path(inf_id: str) -> str:
     """``/sg_inf/{inf_id}``, refusing ids that would change the path."""
     if not inf_id or any(c in inf_id for c in "/?#% ") or inf_id in (".", "..", "create"):
         raise ConfigError(f"not a valid inference id: {inf_id!r}", field="inf_id")
