@@ -35,6 +35,13 @@ EXAMPLES: dict[str, str] = {
     "trace stats": "sim trace stats ../shared/data/azure_llm_2023/AzureLLMInferenceTrace_code.csv "
                    "--bin-s 300",
     "bench": "sim bench --suite smoke --workers 2",
+    "export": "sim export results/quickstart --format curl",
+    "deploy": "sim deploy create results/quickstart --dry-run",
+    "deploy create": "sim deploy create results/quickstart --base-url $SCALEGEN_API_URL",
+    "deploy update": "sim deploy update INF_ID scenarios/quickstart.yaml --dry-run",
+    "deploy get": "sim deploy get INF_ID",
+    "deploy delete": "sim deploy delete INF_ID",
+    "deploy serve": "sim deploy serve --port 8000",
 }
 
 
