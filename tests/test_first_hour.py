@@ -116,3 +116,20 @@ def test_quickstart_report_says_undersized_and_what_to_try(tmp_path):
     head = (out / "report.md").read_text()[:2500]
     assert "Deliberately undersized" in head
     assert "min_workers=3" in head and "What this means:" in head and "undersized" in head
+
+
+def test_numbers_read_the_same_in_single_and_replicated_runs(tmp_path, capsys):
+    """Dollars with cents, seconds to 3 significant digits with a unit, percentages to 0.1,
+    in the single-run headline and in the replication table alike."""
+    from tests.helpers import small_scenario, write_yaml
+
+    path = write_yaml(tmp_path / "s.yaml", small_scenario("f", workers=1, requests=60, mean_s=0.5))
+    assert main(["run", str(path), "--out", str(tmp_path / "a")]) == 0
+    single = capsys.readouterr().out
+    assert main(["run", str(path), "--seeds", "1-2", "--out", str(tmp_path / "b")]) == 0
+    replicated = capsys.readouterr().out
+    money, secs, pct = r"\$\d[\d,]*\.\d\d", r"\d[\d.e+]* s\b", r"\d+\.\d%"
+    for text in (single, replicated):
+        assert re.search(money, text) and re.search(secs, text) and re.search(pct, text), text
+    assert re.search(rf"cost per hour\s+{money} ± {money}", replicated)
+    assert re.search(rf"E2E latency p95\s+{secs} ± {secs}", replicated)

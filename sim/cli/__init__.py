@@ -97,8 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SimError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        # Notes say what became of the output folder ("... the previous result there is intact").
+        notes = "; ".join(getattr(exc, "__notes__", []) or [])
+        print("interrupted" + (f": {notes}" if notes else ""), file=sys.stderr)
         return 130
     except BrokenPipeError:
         # The reader (e.g. `| head`) went away: stop quietly, as Unix tools do.
