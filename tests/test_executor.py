@@ -241,3 +241,54 @@ def test_exit_code_of_plain_keyboard_interrupt() -> None:
     """A plain Ctrl-C (KeyboardInterrupt) maps to 130."""
     assert exit_code(KeyboardInterrupt()) == 130
     assert Outcome(value=1).ok
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigterm_to_sim_run_seeds_exits_143_and_leaves_the_output_folder(tmp_path: Path) -> None:
+    """SIGTERM to `sim run --seeds --workers 2` mid-run: exit 143 within seconds, pool gone, --out untouched."""
+    scen = tmp_path / "long.yaml"
+    scen.write_text(
+        "name: long\n"
+        "deployment: {name: long, model: meta-llama/Meta-Llama-3-8B,\n"
+        "  initial_worker_config: {min_workers: 2, initial_workers_gpu: A100, initial_workers_gpu_num: 1}}\n"
+        "workload: {kind: poisson, rate_per_s: 50, duration_s: 40000, prompt_tokens: 10, output_tokens: 10}\n"
+        "serving: {kind: exponential, mean_s: 0.02, max_batch: 1}\n"
+        "autoscaler: {policy: fixed}\n"
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "summary.json").write_text('{"old": true}')
+    before = sorted((p.name, p.read_bytes()) for p in out.iterdir())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sim", "run", str(scen), "--seeds", "1-4", "--workers", "2",
+         "--out", str(out), "-q"], cwd=ROOT, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 60
+    children: list[int] = []
+    while len(children) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        children = _children(proc.pid)
+    assert len(children) >= 2, "the pool did not start"
+    time.sleep(1.0)  # the simulations are running
+    start = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 143
+    assert time.monotonic() - start < 10
+    deadline = time.monotonic() + 5
+    while any(_alive(p) for p in children) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(p) for p in children)
+    assert sorted((p.name, p.read_bytes()) for p in out.iterdir()) == before
+    assert proc.stderr is not None and "Traceback" not in proc.stderr.read()

@@ -45,9 +45,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SimError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        # Ctrl-C, or SIGTERM while a pool runs (sim.executor): the pool and any Dask futures
+        # are already cancelled; 130 for SIGINT, 143 for SIGTERM, as a shell reports them.
+        from sim.executor import exit_code
+
         print("interrupted", file=sys.stderr)
-        return 130
+        return exit_code(exc)
     except BrokenPipeError:
         # The reader (e.g. `| head`) went away: stop quietly, as Unix tools do.
         import os
