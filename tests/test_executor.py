@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import bursty_llm_scenario
 
 from sim import ConfigError, scenario_from_dict
 from sim.executor import (
@@ -32,22 +33,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _data() -> dict[str, object]:
-    return {
-        "name": "ex",
-        "deployment": {
-            "name": "ex", "model": "meta-llama/Meta-Llama-3-8B",
-            "initial_worker_config": {"min_workers": 1, "initial_workers_gpu": "A100",
-                                      "initial_workers_gpu_num": 1},
-            "autoscaling_config": {"time_window_sec": 60, "upper_allowed_latency_sec": 2,
-                                   "lower_allowed_latency_sec": 0.5,
-                                   "scaling_up_timeout_sec": 60,
-                                   "scaling_down_timeout_sec": 120},
-        },
-        "workload": {"kind": "gamma", "rate_per_s": 3, "cv": 2, "duration_s": 900,
-                     "prompt_tokens": {"dist": "lognormal", "mean": 600, "cv": 1},
-                     "output_tokens": {"dist": "lognormal", "mean": 150, "cv": 1}},
-        "fleet": {"cold_start": {"provision_s": {"median": 60, "sigma": 0.5}}},
-    }
+    data = bursty_llm_scenario("ex", autoscaling={
+        "time_window_sec": 60, "upper_allowed_latency_sec": 2, "lower_allowed_latency_sec": 0.5,
+        "scaling_up_timeout_sec": 60, "scaling_down_timeout_sec": 120})
+    data["workload"]["prompt_tokens"]["mean"] = 600  # type: ignore[index]
+    data["fleet"] = {"cold_start": {"provision_s": {"median": 60, "sigma": 0.5}}}
+    return data
 
 
 def _tasks() -> list[SimTask]:
@@ -196,15 +187,25 @@ SLOW_POOL = textwrap.dedent(
         time.sleep(120)
         return x
 
-    try:
-        with Runner(workers=2) as r:
-            r.executor.submit(int, 0).result()   # start the pool
-            print(" ".join(str(p) for p in r.executor._processes), flush=True)
-            r.map(slow, [1, 2, 3, 4], batch=1)
-    except KeyboardInterrupt as exc:
-        sys.exit(exit_code(exc))
+    if __name__ == "__main__":
+        try:
+            with Runner(workers=2, scheduler=sys.argv[1] or None) as r:
+                r.executor.submit(int, 0).result()   # start the pool or cluster
+                print("ready", flush=True)
+                r.map(slow, [1, 2, 3, 4], batch=1)
+        except KeyboardInterrupt as exc:
+            sys.exit(exit_code(exc))
     """
 )
+
+
+def _descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        kids = _children(todo.pop())
+        out += kids
+        todo += kids
+    return out
 
 
 def _alive(pid: int) -> bool:
@@ -216,16 +217,26 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_signal_stops_the_pool_within_seconds(signum: int, code: int) -> None:
-    """SIGTERM/SIGINT to the parent alone: exit 143/130 within seconds, and no pool process survives."""
+@pytest.mark.parametrize(
+    ("signum", "code", "scheduler"),
+    [(signal.SIGTERM, 143, ""), (signal.SIGINT, 130, ""), (signal.SIGTERM, 143, "local")],
+    ids=["pool-sigterm", "pool-sigint", "dask-sigterm"],
+)
+def test_signal_stops_the_pool_within_seconds(signum: int, code: int, scheduler: str,
+                                              tmp_path: Path) -> None:
+    """SIGTERM/SIGINT to the parent alone: exit 143/130 within seconds, and no pool or Dask worker process survives."""
+    if scheduler:
+        pytest.importorskip("distributed")
+    script = tmp_path / "slow_pool.py"
+    script.write_text(SLOW_POOL)
     proc = subprocess.Popen(
-        [sys.executable, "-c", SLOW_POOL], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        [sys.executable, str(script), scheduler], cwd=ROOT, stdout=subprocess.PIPE, text=True,
     )
     assert proc.stdout is not None
-    children = [int(p) for p in proc.stdout.readline().split()]
-    assert len(children) == 2
-    time.sleep(0.5)  # the slow tasks are running
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(1.0)  # the slow tasks are running
+    children = _descendants(proc.pid)
+    assert len(children) >= 2
     start = time.monotonic()
     proc.send_signal(signum)
     assert proc.wait(timeout=20) == code
