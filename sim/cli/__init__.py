@@ -10,7 +10,19 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sim.cli import bench, compare, profile, run, sensitivity, sweep, trace, tune, validate
+from sim.cli import (
+    bench,
+    compare,
+    deploy,
+    export,
+    profile,
+    run,
+    sensitivity,
+    sweep,
+    trace,
+    tune,
+    validate,
+)
 from sim.cli.common import headline as _headline
 from sim.errors import SimError
 
@@ -19,7 +31,8 @@ __all__ = ["COMMANDS", "EXIT_BAD_INPUT", "_headline", "build_parser", "main"]
 EXIT_BAD_INPUT = 2
 
 #: The subcommand modules, in the order ``sim --help`` lists them.
-COMMANDS = (run, validate, compare, sweep, tune, profile, sensitivity, trace, bench)
+COMMANDS = (run, validate, compare, sweep, tune, export, deploy, profile, sensitivity, trace,
+            bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

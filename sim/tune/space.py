@@ -138,7 +138,7 @@ def sample_units(sampler: str, n: int, d: int, seed: int) -> np.ndarray:
         try:
             from scipy.stats import qmc
         except ImportError:
-            raise ConfigError("Latin-hypercube sampling needs scipy: pip install -e '.[tune]'",
+            raise ConfigError("Latin-hypercube sampling needs scipy (a dependency of this package): pip install scipy",
                               source="lhs") from None
         return np.asarray(qmc.LatinHypercube(d=d, seed=np.random.default_rng(seed)).random(n))
     return np.random.default_rng(seed).random((n, d))
