@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MIN_W = "deployment.initial_worker_config.min_workers"
 UP = "deployment.autoscaling_config.scaling_up_timeout_sec"
 UPPER = "deployment.autoscaling_config.upper_allowed_latency_sec"
+LOWER = "deployment.autoscaling_config.lower_allowed_latency_sec"
 
 
 def scenario_data(duration_s: float = 1200) -> dict[str, object]:
@@ -200,7 +201,9 @@ def test_cli_sweep_writes_summary_plots_and_an_exportable_table(tmp_path: Path, 
     scen.write_text(yaml.safe_dump(scenario_data(600)))
     grid = tmp_path / "grid.yaml"
     grid.write_text(yaml.safe_dump({"grid": {MIN_W: [1, 2]}, "random": 2,
-                                    "ranges": {UPPER: {"low": 0.5, "high": 4}}}))
+                                    "ranges": {UPPER: {"low": 0.5, "high": 4},
+                                               LOWER: {"low": 0.1, "high": 0.5,
+                                                       "fraction_of": UPPER}}}))
     out = tmp_path / "out"
     code = main(["sweep", str(scen), "--grid", str(grid), "--out", str(out),
                  "--constraint", "ttft_s.p95<=5", "--seeds", "1-2"])
@@ -211,13 +214,17 @@ def test_cli_sweep_writes_summary_plots_and_an_exportable_table(tmp_path: Path, 
         assert (out / name).is_file(), name
     assert list(out.glob("heatmap_*.png"))
     assert "Cheapest points meeting the constraints" in (out / "sweep.md").read_text()
-    from sim.api.export import load_source
+    from sim.api.sources import load_source
 
     table = pd.read_parquet(out / "sweep.parquet")
     row = int(np.flatnonzero(table[MIN_W] == 2)[0])
     exported = load_source(out / "sweep.parquet", row=row)
     assert exported.body.initial_worker_config.min_workers == 2
-    assert exported.body.autoscaling_config.upper_allowed_latency_sec == table.loc[row, UPPER]
+    # The table holds what was simulated (the lower bound resolved from its fraction), and the
+    # exported body is exactly that.
+    ac = exported.body.autoscaling_config
+    assert ac.upper_allowed_latency_sec == table.loc[row, UPPER]
+    assert ac.lower_allowed_latency_sec == table.loc[row, LOWER] < table.loc[row, UPPER]
 
 
 def test_cli_sweep_bad_grid_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

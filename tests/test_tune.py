@@ -207,7 +207,7 @@ def test_cli_tune_writes_outputs_and_a_valid_create_body(tmp_path: Path, capsys:
     assert parsed.initial_worker_config.min_workers == \
         summary["winner"]["overrides"].get("deployment.initial_worker_config.min_workers", 2)
     assert "Winner" in (out / "report.md").read_text() or "starting config" in (out / "report.md").read_text()
-    from sim.api.export import load_source
+    from sim.api.sources import load_source
 
     assert load_source(out).body == parsed
 

@@ -37,7 +37,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                            title=f"{scenario.name} sweep")
     if not args.quiet:
         print_warnings(checks)
-        means = point_means(result.table, space.names)
+        means = point_means(result.table, space.columns)
         print(f"{len(means)} points x {len(seeds)} seeds: {result.ran} run, {result.skipped} "
               f"resumed, {result.failed} failed")
         if not means.empty and COST in means.columns:
@@ -46,7 +46,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             feas = means[feasible_mask(means, constraints)].sort_values(COST)
             if len(feas):
                 best = feas.iloc[0]
-                knobs = ", ".join(f"{k}={best[k]}" for k in space.names)
+                knobs = ", ".join(f"{k}={best[k]}" for k in space.columns)
                 print(f"cheapest meeting {', '.join(map(str, constraints)) or 'no constraint'}: "
                       f"point {int(best['point'])} ({knobs}): ${best[COST]:.3f}/h, "
                       f"{latency} {best.get(latency, float('nan')):.3g}")

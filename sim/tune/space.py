@@ -116,6 +116,15 @@ class Space:
         """Knob names in order (grid first)."""
         return [d.name for d in (*self.grid, *self.ranges)]
 
+    @property
+    def columns(self) -> list[str]:
+        """The knob columns of a sweep table: each knob's dotted path, holding the value that was
+        simulated (fractions resolved, floats tidied); a worker shape also as its GPU and count."""
+        cols: list[str] = []
+        for name in self.names:
+            cols += [WORKER_SHAPE, GPU_PATH, GPU_NUM_PATH] if name == WORKER_SHAPE else [name]
+        return cols
+
     def points(self) -> list[dict[str, Any]]:
         """Every point as ``{knob: value}``, in a fixed order (same file and seed -> same points)."""
         grid_points: list[dict[str, Any]] = [

@@ -27,7 +27,7 @@ import pandas as pd
 from sim.errors import ConfigError
 from sim.executor import Outcome, Runner, SimTask, run_sim_task
 from sim.tune.metrics import flatten
-from sim.tune.space import Space, check_knobs, overrides_for
+from sim.tune.space import GPU_NUM_PATH, GPU_PATH, WORKER_SHAPE, Space, check_knobs, overrides_for
 
 JOURNAL = "points.jsonl"
 TABLE = "sweep.parquet"
@@ -58,7 +58,10 @@ def plan_runs(space: Space, base: Mapping[str, Any], seeds: Sequence[int]) -> li
     runs: list[Run] = []
     for i, point in enumerate(space.points()):
         ov = overrides_for(point, base, dims)
-        runs.extend(Run(i, point, ov, int(s)) for s in seeds)
+        # The table holds what was simulated: the overrides (so `sim export` of a row gives
+        # exactly the simulated body), plus the shape label when the point has one.
+        knobs = {**({WORKER_SHAPE: point[WORKER_SHAPE]} if WORKER_SHAPE in point else {}), **ov}
+        runs.extend(Run(i, knobs, ov, int(s)) for s in seeds)
     return runs
 
 
@@ -168,7 +171,7 @@ def run_sweep(
     _check_plan(out, plan_id, len(runs))
     journal = out / JOURNAL
     done = {r["key"]: r for r in read_journal(journal)}
-    write_json({"plan_id": plan_id, "runs": len(runs), "knobs": space.names,
+    write_json({"plan_id": plan_id, "runs": len(runs), "knobs": space.columns,
                 "seeds": list(seeds)}, out / PLAN)
     if not (out / SCENARIO).exists():
         write_json(base, out / SCENARIO)
@@ -208,7 +211,7 @@ def run_sweep(
             else:
                 runner.map(run_sim_task, tasks, on_result=record)
     records = [done[r.key] for r in runs if r.key in done]
-    table = table_from_records(records, space.names)
+    table = table_from_records(records, space.columns)
     _write_atomic(out / TABLE, lambda p: table.to_parquet(p, index=True))
     return SweepResult(table, len(todo), skipped, failed, out)
 
@@ -241,7 +244,7 @@ def write_sweep_report(
     from sim.tune.plots import feasible_mask, markdown_table, plot_heatmaps, plot_pareto
 
     out = result.out
-    knobs = space.names
+    knobs = space.columns
     means = point_means(result.table, knobs)
     written: list[Path] = []
     lines = [f"# {title}", "",
@@ -266,8 +269,10 @@ def write_sweep_report(
         written.append(plot_pareto(means, latency, out / "pareto.png", constraints,
                                    title=f"{title}: cost vs {latency}"))
         lines += ["![cost vs latency](pareto.png)", ""]
-        if len(knobs) >= 2:
-            maps = plot_heatmaps(means, knobs, out)
+        # A shape's GPU and count columns repeat its label: one heatmap axis for it is enough.
+        axes = [k for k in knobs if WORKER_SHAPE not in knobs or k not in (GPU_PATH, GPU_NUM_PATH)]
+        if len(axes) >= 2:
+            maps = plot_heatmaps(means, axes, out)
             written += maps
             lines += ["## Mean cost per hour by pair of knobs", ""]
             lines += [f"![{p.stem}]({p.name})" for p in maps]
