@@ -162,9 +162,6 @@ def _run_replications(
     finally:
         if bar is not None:
             bar.close()
-    with writing(out):
-        for seed, result in zip(seeds, results, strict=True):
-            write_result(result, out / f"seed-{seed}")
     agg = replication_summary(results)
     with atomic_result_dir(out, seed=seeds, summary_name="replications.json") as stage:
         for seed, result in zip(seeds, results, strict=True):
