@@ -135,7 +135,7 @@ def test_dask_gives_bit_identical_results() -> None:
 def test_cli_scheduler_unreachable_is_one_line_error(tmp_path, capsys, monkeypatch) -> None:  # noqa: ANN001
     """sim run --seeds --scheduler at an address with no cluster fails with one line, exit 2."""
     pytest.importorskip("distributed")
-    monkeypatch.setattr("sim.replicate.CONNECT_TIMEOUT_S", 1.0)
+    monkeypatch.setattr("sim.executor.CONNECT_TIMEOUT_S", 1.0)
     scen = tmp_path / "s.yaml"
     scen.write_text(
         "name: rep\n"

@@ -10,7 +10,19 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sim.cli import bench, deploy, export, profile, run, sensitivity, trace, validate
+from sim.cli import (
+    bench,
+    compare,
+    deploy,
+    export,
+    profile,
+    run,
+    sensitivity,
+    sweep,
+    trace,
+    tune,
+    validate,
+)
 from sim.cli.common import headline as _headline
 from sim.errors import SimError
 
@@ -19,7 +31,8 @@ __all__ = ["COMMANDS", "EXIT_BAD_INPUT", "_headline", "build_parser", "main"]
 EXIT_BAD_INPUT = 2
 
 #: The subcommand modules, in the order ``sim --help`` lists them.
-COMMANDS = (run, validate, profile, sensitivity, trace, bench, export, deploy)
+COMMANDS = (run, validate, compare, sweep, tune, export, deploy, profile, sensitivity, trace,
+            bench)
 
 
 #: One example per command, shown at the end of its ``--help`` (a new command adds its own
@@ -35,6 +48,10 @@ EXAMPLES: dict[str, str] = {
     "trace stats": "sim trace stats ../shared/data/azure_llm_2023/AzureLLMInferenceTrace_code.csv "
                    "--bin-s 300",
     "bench": "sim bench --suite smoke --workers 2",
+    "compare": "sim compare scenarios/quickstart.yaml --vary "
+               "deployment.autoscaling_config.scaling_up_timeout_sec=60,600 --seeds 1-5",
+    "sweep": "sim sweep scenarios/quickstart.yaml --grid grid.yaml --workers 2",
+    "tune": "sim tune scenarios/quickstart.yaml --trials 40 --constraint 'ttft_s.p95<=2'",
     "export": "sim export results/quickstart --format curl",
     "deploy": "sim deploy create results/quickstart --dry-run",
     "deploy create": "sim deploy create results/quickstart --base-url $SCALEGEN_API_URL",
@@ -98,10 +115,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt as exc:
+        # Ctrl-C, or SIGTERM while a pool runs (sim.executor): the pool and any Dask futures
+        # are already cancelled; 130 for SIGINT, 143 for SIGTERM, as a shell reports them.
         # Notes say what became of the output folder ("... the previous result there is intact").
+        from sim.executor import exit_code
+
         notes = "; ".join(getattr(exc, "__notes__", []) or [])
         print("interrupted" + (f": {notes}" if notes else ""), file=sys.stderr)
-        return 130
+        return exit_code(exc)
     except BrokenPipeError:
         # The reader (e.g. `| head`) went away: stop quietly, as Unix tools do.
         import os

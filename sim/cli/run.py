@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,9 +60,10 @@ def _check_run_options(args: argparse.Namespace) -> None:
         if args.seeds is None:
             raise ConfigError("--scheduler goes only with --seeds (it runs the replications)",
                               source="sim run")
-        if args.workers is not None:
+        if args.workers is not None and args.scheduler != "local":
             raise ConfigError("--workers and --scheduler are exclusive: local processes or a "
-                              "Dask cluster", source="sim run")
+                              "Dask cluster (with --scheduler local, --workers sizes the local "
+                              "Dask cluster)", source="sim run")
 
 
 def _limits(args: argparse.Namespace) -> Any:
@@ -151,14 +153,12 @@ def _run_replications(
         if bar is not None:
             bar.update(1)
 
+    # Nothing is written until every seed has run: an interrupted or failed run (Ctrl-C,
+    # SIGTERM) leaves the output folder as it was.
     try:
-        if args.scheduler:
-            from sim.replicate import dask_executor
-
-            with dask_executor(args.scheduler) as executor:
-                results = replicate(scenario, seeds, executor=executor, on_done=done)
-        else:
-            results = replicate(scenario, seeds, workers=args.workers or 1, on_done=done)
+        workers = args.workers or (max(1, os.cpu_count() or 1) if args.scheduler == "local" else 1)
+        results = replicate(scenario, seeds, workers=workers, scheduler=args.scheduler,
+                            on_done=done)
     finally:
         if bar is not None:
             bar.close()
@@ -190,8 +190,9 @@ def register(sub: Any) -> None:
     run.add_argument("--workers", type=int, default=None, metavar="N",
                      help="processes for --seeds (default 1)")
     run.add_argument("--scheduler", metavar="ADDR",
-                     help="run --seeds on the Dask cluster at ADDR (tcp://host:8786) instead "
-                     "of local processes")
+                     help="run --seeds on the Dask cluster at ADDR (tcp://host:8786), or on a "
+                     "local Dask cluster of --workers processes with 'local', instead of a "
+                     "process pool")
     run.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario name>)")
     run.add_argument("--max-requests", type=int, metavar="N",
                      help="refuse runs estimated above N requests (default 50,000,000)")
