@@ -27,7 +27,7 @@ Rules (the same text is in docs/catalog.md and in the meta file):
 * ``gcp_gpu_spot_above_on_demand``: informational; a GCP GPU *component* whose spot price
   exceeds its on-demand price. The VM total is what is billed, so the row is kept and the
   ``spot_not_below_on_demand`` rule is applied to the totals.
-* ``unknown_gpu``: a GPU name that ``sim.fleet.gpus.canonical_gpu`` does not know is dropped.
+* ``unknown_gpu``: a GPU name that ``sim.hardware.canonical_gpu`` does not know is dropped.
 * ``on_demand_outlier``: informational; a row whose on-demand price per GPU is outside
   [0.5x, 2x] the median of the same (cloud, instance type) across zones. Kept as published:
   prices are facts from the source, the flag only warns the reader.
@@ -52,7 +52,7 @@ if str(REPO) not in sys.path:  # allow `python scripts/derive_catalog.py` withou
 
 from sim.errors import ConfigError  # noqa: E402
 from sim.fleet.catalog import COLUMNS, Offer  # noqa: E402
-from sim.fleet.gpus import canonical_gpu  # noqa: E402
+from sim.hardware import canonical_gpu  # noqa: E402
 
 DEFAULT_SOURCE = REPO.parent / "shared" / "data" / "gpu_prices"
 OUT_CSV = REPO / "sim" / "fleet" / "data" / "offers.csv"
@@ -99,7 +99,7 @@ RULES = [
     "spot_not_below_on_demand: spot cleared (no spot offer in that zone).",
     "gcp_unjoined_host / gcp_unjoined_gpu: row dropped (VM price cannot be formed).",
     "gcp_gpu_spot_above_on_demand: informational, kept (the VM total is billed).",
-    "unknown_gpu: row dropped (GPU not in sim.fleet.gpus.GPU_SPECS).",
+    "unknown_gpu: row dropped (GPU not in sim.hardware.GPU_SPECS).",
     "on_demand_outlier: informational, kept (per-GPU on-demand outside 0.5x-2x the "
     "median of the same cloud+instance type).",
     "Lambda has no zones: zone = region.",

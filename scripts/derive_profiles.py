@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere: make `sim` importable
     sys.path.insert(0, str(ROOT))
 
-from sim.fleet.gpus import gpu_spec  # noqa: E402
+from sim.hardware import gpu_spec  # noqa: E402
 from sim.serving.models import MODELS, ModelSpec, memory_shortfall_gb  # noqa: E402
 from sim.serving.profiles import ENGINE_OVERHEAD_S  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Tests of the ``sim`` command line (sim/cli.py): outputs of ``sim run``, overrides, and bad input.
+"""Tests of the ``sim`` command line (sim/cli/): outputs of ``sim run``, overrides, and bad input.
 
 Most tests call :func:`sim.cli.main` in-process (fast); a few run ``python -m sim`` in a
 subprocess to check the real exit status and that no traceback ever reaches the user.

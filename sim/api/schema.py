@@ -44,7 +44,7 @@ from pydantic import (
 )
 
 from sim.errors import ConfigError
-from sim.fleet.gpus import canonical_gpu
+from sim.hardware import canonical_gpu
 
 __all__ = [
     "AutoscalingConfig",

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.errors import ConfigError
-from sim.fleet.gpus import canonical_gpu
+from sim.hardware import canonical_gpu
 
 COLUMNS: tuple[str, ...] = (
     "cloud",

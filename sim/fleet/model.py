@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from sim.errors import ConfigError
 from sim.fleet.catalog import Catalog
-from sim.fleet.gpus import canonical_gpu
 from sim.fleet.offers import ChosenOffer, cheapest_offer, shape_offer
 from sim.fleet.spot import HazardPreemption, SpotMarket, load_capacity_traces
+from sim.hardware import canonical_gpu
 from sim.rng import Streams
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 from sim.errors import ConfigError
 from sim.fleet.catalog import Catalog, Offer, canonical_cloud, quote_in_zone
-from sim.fleet.gpus import canonical_gpu, gpu_spec
+from sim.hardware import canonical_gpu, gpu_spec
 
 Fits = Callable[[str, int], bool]
 

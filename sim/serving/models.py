@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, replace
 
 from sim.errors import ProfileError
-from sim.fleet.gpus import gpu_spec
+from sim.hardware import gpu_spec
 
 #: KV-cache room, in tokens, that a worker must have besides the weights to count as "fits".
 MIN_KV_TOKENS = 4096

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.errors import ConfigError, ProfileError
-from sim.fleet.gpus import canonical_gpu, gpu_spec
+from sim.hardware import canonical_gpu, gpu_spec
 from sim.serving.models import ModelSpec, resolve_model
 
 #: Coefficient names, in seconds (the float fields of :class:`Profile`).

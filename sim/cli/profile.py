@@ -1,0 +1,44 @@
+"""``sim profile``: inspect the performance profiles of worker shapes."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def cmd_profile_show(args: argparse.Namespace) -> int:
+    """``sim profile show``: a profile's source, KV room and predicted TTFT/TPOT/throughput."""
+    from sim.errors import ConfigError
+    from sim.fidelity import format_profile_table, profile_table
+    from sim.hardware import canonical_gpu
+    from sim.serving.profiles import get_profile
+
+    try:
+        batches = [int(b) for b in str(args.batch).split(",") if b.strip()]
+    except ValueError:
+        raise ConfigError(f"expected batch sizes like 1,8,32,128, got {args.batch!r}",
+                          source="--batch") from None
+    profile = get_profile(args.model, canonical_gpu(args.gpu), args.count, path=args.profile)
+    info = profile_table(profile, batches=batches, prompt=args.prompt, context=args.context,
+                         max_batch=args.max_batch)
+    print(format_profile_table(info))
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add this command to the ``sim`` subparsers."""
+    prof = sub.add_parser("profile", help="inspect performance profiles")
+    prof_sub = prof.add_subparsers(dest="profile_command", required=True)
+    show = prof_sub.add_parser("show", help="predicted TTFT, TPOT and throughput of a worker shape")
+    show.add_argument("model", help="model name or Hugging Face id, e.g. meta-llama/Meta-Llama-3-8B")
+    show.add_argument("gpu", help="GPU type, e.g. A100, H100")
+    show.add_argument("count", type=int, help="GPUs per worker")
+    show.add_argument("--batch", default="1,8,32,128", metavar="B,B,...",
+                      help="batch sizes (running sequences) to show (default 1,8,32,128)")
+    show.add_argument("--prompt", type=int, default=1024, help="prompt tokens for TTFT (default 1024)")
+    show.add_argument("--context", type=int, default=1024,
+                      help="KV context tokens per sequence while decoding (default 1024)")
+    show.add_argument("--max-batch", type=int, default=256,
+                      help="max_batch for the rated throughput (default 256)")
+    show.add_argument("--profile", metavar="PATH", help="user profile file (serving.profile)")
+    show.set_defaults(func=cmd_profile_show)
