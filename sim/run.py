@@ -39,6 +39,9 @@ def simulate(
     if workload is None:
         workload = build_workload(scenario.workload, streams, scenario.base_dir)
     policy = build_policy(scenario.deployment, scenario.autoscaler, source=scenario.source)
+    bind = getattr(policy, "bind", None)
+    if callable(bind):  # policies that read the profile (sla_planner) or the trace (hindsight)
+        bind(scenario, workload)
     fleet = FleetModel(scenario, streams)
     record = Engine(scenario, workload, policy, seed=seed, fleet=fleet, progress=progress).run()
     return build_result(

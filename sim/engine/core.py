@@ -116,6 +116,9 @@ class Engine:
         if self.service_kind == "llm":
             out = self._llm_request_checks(workload.prompt_tokens, out)
         self.output: list[int] = out.tolist()
+        # Prefix sums of tokens by arrival order: the policy's cumulative token counts per tick.
+        self.cum_prompt: list[int] = [0, *np.cumsum(workload.prompt_tokens, dtype=np.int64).tolist()]
+        self.cum_output: list[int] = [0, *np.cumsum(out, dtype=np.int64).tolist()]
         self.service_time: list[float] = self._draw_service_times(streams.get("service"), n)
         self.cols = RequestColumns.empty(workload.arrival_s, workload.prompt_tokens, out)
         self.dispatch_t: list[float] = [math.nan] * n
@@ -827,6 +830,8 @@ class Engine:
             last_arrival_s=self.last_arrival_t,
             min_workers=int(self.deployment.initial_worker_config.min_workers),
             addable=addable, addable_limit=limit, price_per_hour_usd=current_price,
+            arrived_total=arrived, prompt_tokens_arrived=self.cum_prompt[arrived],
+            output_tokens_arrived=self.cum_output[arrived],
         )
         d = self.policy.decide(obs)
         self._apply(d, obs)

@@ -34,6 +34,16 @@ class Observation:
     addable: int  # workers that may be added now under max_workers, price and throughput caps
     addable_limit: str  # the cap that binds when addable is small ("" when none)
     price_per_hour_usd: float  # summed price of all non-terminated workers
+    # Cumulative counts since t = 0, so a policy can form rates over its own look-back window
+    # (SkyServe's QPS window, the SLA planner's interval) independent of time_window_sec.
+    arrived_total: int = 0  # requests that arrived in [0, t]
+    prompt_tokens_arrived: int = 0  # their prompt tokens
+    output_tokens_arrived: int = 0  # their output tokens (as the trace gives them)
+
+    @property
+    def in_flight(self) -> int:
+        """Requests waiting at the gateway or running on workers (Knative's concurrency)."""
+        return self.queue_len + self.running
 
 
 @dataclass(frozen=True)

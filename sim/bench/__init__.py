@@ -1,0 +1,1 @@
+"""The benchmark: baseline policies × scenarios, the hindsight optimum and the leaderboard."""

@@ -1,0 +1,187 @@
+"""SLO-feasible demand per time bucket, worker offers and lead times, for the hindsight optimum.
+
+A request of ``isl`` prompt and ``osl`` output tokens costs ``w = isl / P + osl / D``
+worker-seconds at full batch (:func:`sim.policies.capacity.full_batch`). A worker loaded to
+utilisation u of that rate still meets the SLO up to some u*; u* is found on the service model
+itself: one worker, Poisson arrivals at rate r with the trace's token lengths resampled,
+bisection on r for the highest rate whose SLO attainment (DESIGN §6) is at least
+``attainment`` (default 0.95), then u* = r × mean(w). Bucket b then needs
+``sum_{r in b} w_r / bucket_s / u*`` ready workers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sim.policies.capacity import WorkerCapacity, full_batch, queueing, worker_profile
+
+
+@dataclass(frozen=True)
+class Demand:
+    """Per-bucket need (ready workers, fractional) and the facts it was derived from."""
+
+    bucket_s: float
+    need: np.ndarray  # (buckets,)
+    utilisation: float  # u*: the SLO-feasible share of full-batch throughput
+    min_work_s: float  # worker-seconds no schedule goes below (the capacity bound)
+    lead_s: float  # median cold start of a new worker
+    max_workers: int
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Offer:
+    """One kind of worker the MILP may buy: its price and, for traced spot, capacity per bucket."""
+
+    kind: str
+    price_per_hour_usd: float
+    capacity: np.ndarray | None = None
+
+
+def _capacity(scenario: Any, isl: float, osl: float) -> WorkerCapacity:
+    profile = worker_profile(scenario)
+    if profile is None:
+        return queueing(float(scenario.serving.mean_s), int(scenario.serving.max_batch))
+    return full_batch(profile, max(isl, 1.0), max(osl, 1.0), int(scenario.serving.max_batch))
+
+
+def work_s(scenario: Any, workload: Any) -> np.ndarray:
+    """Worker-seconds per request at full batch (mean lengths set the batch size)."""
+    isl = workload.prompt_tokens.astype(np.float64)
+    osl = workload.output_tokens.astype(np.float64)
+    cap = _capacity(scenario, float(isl.mean()) if len(isl) else 1.0,
+                    float(osl.mean()) if len(osl) else 1.0)
+    return cap.per_request_s + isl / cap.prefill_tokens_per_s + osl / cap.decode_tokens_per_s
+
+
+def bound_work_s(scenario: Any, workload: Any) -> float:
+    """Worker-seconds no schedule can go below: per request its prefill (a·isl + c·isl²) and
+    each decode step's own share at the largest batch (base / max_batch + per-sequence +
+    per-context-token × its own context, isl + (osl − 1) / 2 on average over its steps).
+
+    Under the service model's iteration time (decode step + prefills) a worker's busy time is
+    at least this sum over the requests it serves; the shared per-iteration prefill base is left
+    out, so the sum stays a lower bound. Queueing models: mean_s / max_batch per request.
+    """
+    profile = worker_profile(scenario)
+    isl = workload.prompt_tokens.astype(np.float64)
+    osl = workload.output_tokens.astype(np.float64)
+    mb = int(scenario.serving.max_batch)
+    if profile is None:
+        return float(len(isl) * float(scenario.serving.mean_s) / mb)
+    p = profile
+    prefill = p.prefill_per_token_s * isl + p.prefill_per_token2_s * isl * isl
+    step = p.decode_base_s / mb + p.decode_per_seq_s + p.decode_per_ctx_token_s * (
+        isl + np.maximum(osl - 1, 0) / 2)
+    return float((prefill + osl * step).sum())
+
+
+def one_worker(scenario: Any) -> Any:
+    """``scenario`` as one warm on-demand worker under the fixed policy, no updates."""
+    dep = scenario.deployment
+    iwc = dep.initial_worker_config.model_copy(update={"min_workers": 1})
+    dep = dep.model_copy(update={"initial_worker_config": iwc, "allow_spot_instances": False})
+    asc = scenario.autoscaler.model_copy(update={"policy": "fixed", "params": {"workers": 1}})
+    sim = scenario.sim.model_copy(update={"horizon_s": None, "warmup_s": 0.0, "start": "warm"})
+    return scenario.model_copy(update={"deployment": dep, "autoscaler": asc, "updates": [],
+                                       "sim": sim})
+
+
+def slo_utilisation(scenario: Any, workload: Any, *, attainment: float = 0.95,
+                    requests: int = 2000, steps: int = 7, seed: int = 0) -> float:
+    """u*: the highest share of full-batch throughput at which one worker keeps SLO attainment
+    >= ``attainment`` (bisection over Poisson rates; see the module docstring).
+
+    Returns a small floor (0.05) when even light load misses the SLO.
+    """
+    from sim.run import simulate
+    from sim.workload.workload import Workload
+
+    w = work_s(scenario, workload)
+    mean_w = float(w.mean()) if len(w) else 1.0
+    one = one_worker(scenario)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(workload.prompt_tokens), size=requests) if len(w) else None
+    gaps = rng.exponential(1.0, size=requests)
+
+    def ok(u: float) -> bool:
+        rate = u / mean_w
+        arrivals = np.cumsum(gaps) / rate
+        arrivals -= arrivals[0]
+        wl = Workload(arrivals, workload.prompt_tokens[idx].astype(np.int64),
+                      workload.output_tokens[idx].astype(np.int64), "slo-capacity probe")
+        s = simulate(one, seed=seed, workload=wl).summary
+        return float(s["slo"]["attainment"]) >= attainment
+
+    lo, hi = 0.05, 1.1
+    if not ok(lo):
+        return lo
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def lead_time_s(scenario: Any, quantile: float = 0.5, draws: int = 201) -> float:
+    """The ``quantile`` of a new worker's cold start (provisioning + loading), sampled."""
+    from sim.fleet.model import FleetModel
+    from sim.rng import Streams
+
+    fleet = FleetModel(scenario, Streams(12345))
+    shape = fleet.place(scenario.deployment, initial=False, on_demand_workers=0, peek=True)
+    if shape is None:
+        return 0.0
+    warm = bool(scenario.deployment.autoscaling_config.enable_speedup_shared)
+    totals = [sum(fleet.cold_start(shape, warm)) for _ in range(draws)]
+    return float(np.quantile(totals, quantile))
+
+
+def bucket_demand(scenario: Any, workload: Any, bucket_s: float, *,
+                  utilisation: float | None = None) -> Demand:
+    """Per-bucket need of ready workers over [0, horizon) (see the module docstring)."""
+    w = work_s(scenario, workload)
+    horizon = scenario.sim.horizon_s or (float(workload.arrival_s[-1]) + 1.0 if len(w) else 1.0)
+    nb = max(math.ceil(horizon / bucket_s - 1e-9), 1)
+    b = np.minimum((workload.arrival_s // bucket_s).astype(np.int64), nb - 1)
+    work = np.bincount(b, weights=w, minlength=nb)[:nb]
+    u = utilisation if utilisation is not None else slo_utilisation(scenario, workload)
+    notes = [f"SLO-feasible utilisation u* = {u:.3f} of full-batch throughput (one-worker bisection)"]
+    return Demand(
+        bucket_s=bucket_s, need=work / bucket_s / u, utilisation=u,
+        min_work_s=bound_work_s(scenario, workload), lead_s=lead_time_s(scenario),
+        max_workers=int(scenario.autoscaler.max_workers), notes=tuple(notes),
+    )
+
+
+def worker_offers(scenario: Any, buckets: int, bucket_s: float) -> list[Offer]:
+    """On-demand, and spot when allowed (capacity per bucket from the trace when given)."""
+    from sim.fleet.model import FleetModel
+    from sim.rng import Streams
+
+    fleet = FleetModel(scenario, Streams(0))
+    dep = scenario.deployment
+    od = fleet.place(dep, initial=False, on_demand_workers=0, peek=True, allow_spot=False)
+    if od is None:
+        raise RuntimeError("no worker can be placed for this deployment")
+    offers = [Offer("on_demand", od.price_per_hour_usd)]
+    if dep.allow_spot_instances:
+        spot = fleet.place(dep, initial=False, on_demand_workers=1 << 20, peek=True)
+        if spot is not None and spot.spot:
+            cap = None
+            if fleet.market is not None:
+                starts = np.arange(buckets) * bucket_s
+                cap = np.zeros(buckets)
+                for zone in fleet.market.zones:
+                    # the least capacity inside each bucket (start and end sampled)
+                    tr = fleet.market.trace(zone)
+                    cap += np.minimum(tr.capacity_at_many(starts),
+                                      tr.capacity_at_many(starts + bucket_s - 1e-6))
+            offers.append(Offer("spot", spot.price_per_hour_usd, cap))
+    return offers
