@@ -15,6 +15,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from sim.engine.record import (
     COMPLETED,
     FAIL_PREEMPTED,
@@ -88,18 +90,19 @@ class Gateway:
     def start(self) -> None:
         """Schedule the first arrival."""
         if self.n:
-            self.clock.schedule(self.arrival[0], self._on_arrival)
+            self.clock.schedule(self.reqs.arrival_time(0), self._on_arrival)
 
     # -- arrivals --------------------------------------------------------------------------------
     def _on_arrival(self, _e: Any) -> None:
-        rid = self.next_arrival
-        self.next_arrival = rid + 1
+        i = self.next_arrival
+        self.next_arrival = i + 1
         t = self.env._now
         self.last_arrival_t = t
-        if rid + 1 < self.n:
-            self.clock.schedule(self.arrival[rid + 1] - t, self._on_arrival)
-        too_long = self.reqs.too_long
-        if too_long is not None and too_long[rid]:
+        reqs = self.reqs
+        rid, too_long = reqs.arrive(i)  # rid: the request's slot while it is in the system
+        if i + 1 < self.n:
+            self.clock.schedule(reqs.arrival_time(i + 1) - t, self._on_arrival)
+        if too_long:
             self.fail(rid, t, FAIL_TOO_LARGE)
             return
         if self.admission_rate and not self._admit(rid, t):
@@ -112,8 +115,14 @@ class Gateway:
             self.dispatch()
         elif len(q) > self.queue_max:
             self.queue_max = len(q)
-        if self.progress is not None and not rid % 4096:
+        if self.progress is not None and not i % 4096:
             self.progress(t)
+
+    def arrived_after(self, t0: float) -> int:
+        """Requests that arrived in (t0, now]."""
+        arrived = self.next_arrival
+        before = int(np.searchsorted(self.reqs.arrival_s, t0, side="right"))
+        return arrived - min(before, arrived)
 
     def queue_area_to(self, t: float) -> None:
         """Integrate the gateway queue length up to ``t`` (before the queue changes)."""
@@ -215,11 +224,17 @@ class Gateway:
             # to failure; one rejected on arrival never entered the system (its 0 s would
             # only hide the overload that caused it).
             self.window.add(t, t - self.arrival[rid])
+        if self.requeued_at:
+            self.requeued_at.pop(rid, None)
+        reqs.release(rid)
         self.resolve(1)
 
     def completed(self, rids: list[int], tc: float) -> None:
         """Requests ``rids`` completed at ``tc`` (as the gateway sees it, after the round trip)."""
         reqs = self.reqs
+        if len(rids) > 1:
+            # In arrival order whatever slots they hold (the window sums in this order).
+            rids = sorted(rids, key=reqs.gid.__getitem__)
         done_t, status, arrival = reqs.done_t, reqs.status, self.arrival
         # The autoscaler's latency metric of each request, from the column it is based on.
         start = {"ttft": reqs.first_t, "queue": reqs.dispatch_t}.get(self.metric)
@@ -235,6 +250,11 @@ class Gateway:
             total += v
         window.win_sum += total
         self.running -= len(rids)
+        requeued, release = self.requeued_at, reqs.release
+        for rid in rids:
+            if requeued:
+                requeued.pop(rid, None)
+            release(rid)
 
     def take_back(self, lost: list[int], t: float, *, fail: bool) -> None:
         """Requests lost on a preempted worker: fail them, or put them back at the queue head
@@ -253,5 +273,5 @@ class Gateway:
                 requeue.append(rid)
         if requeue:
             self.queue_area_to(t)
-            self.queue.extendleft(sorted(requeue, reverse=True))
+            self.queue.extendleft(sorted(requeue, key=reqs.gid.__getitem__, reverse=True))
             self.queue_max = max(self.queue_max, len(self.queue))
