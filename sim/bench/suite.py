@@ -1,0 +1,305 @@
+"""``sim bench``: scenarios × policies × seeds through a process pool, into a leaderboard.
+
+A suite names scenario files (with overrides that shorten them to the suite's size), the
+policies to run (each at its source's documented defaults and control period) and the seeds.
+Each (scenario, policy, seed) is one :func:`sim.simulate` run on common random numbers (the
+same seed gives every policy the same arrivals). Per scenario the bench also computes the
+capacity lower bound and the hindsight MILP (its cost, status and gap) for each seed.
+
+The leaderboard has one row per (scenario, policy): means over seeds with 95 % intervals of
+cost per hour, TTFT and E2E p50/p95/p99, SLO attainment, cold starts and preemptions, plus the
+cost ratio to the hindsight replay and to the capacity bound.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sim.metrics.stats import mean_ci95
+
+REPO = Path(__file__).resolve().parents[2]
+
+#: Control-loop period per policy (s): each source's own (Knative tick-interval 2 s, HPA sync
+#: period 15 s, Ray Serve metrics interval 10 s, SkyServe decision interval 20 s).
+TICK_S = {"knative": 2.0, "hpa": 15.0, "keda": 15.0, "ray_serve": 10.0, "skyserve": 20.0}
+
+BASELINES = ("scalegen", "knative", "hpa", "keda", "ray_serve", "skyserve", "sla_planner",
+             "fixed_peak", "fixed_mean", "hindsight")
+ORACLES = ("fixed_peak", "fixed_mean", "hindsight")
+
+
+@dataclass(frozen=True)
+class BenchScenario:
+    """One scenario of a suite: a file and the overrides that size it for the suite."""
+
+    label: str
+    path: str  # relative to the repository
+    overrides: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Suite:
+    """Scenarios × policies × seeds."""
+
+    name: str
+    scenarios: tuple[BenchScenario, ...]
+    policies: tuple[str, ...] = BASELINES
+    seeds: tuple[int, ...] = (1,)
+    notes: tuple[str, ...] = field(default=())
+
+
+SUITES: dict[str, Suite] = {
+    "smoke": Suite(
+        "smoke",
+        (
+            BenchScenario("bursty", "scenarios/bursty_mmpp.yaml", ("workload.duration_s=1800",)),
+            BenchScenario("diurnal", "scenarios/quickstart.yaml", ("workload.duration_s=1800",)),
+        ),
+        seeds=(1,),
+        notes=("CI-sized: 30 min of each scenario, one seed",),
+    ),
+    "default": Suite(
+        "default",
+        (
+            BenchScenario("bursty_mmpp", "scenarios/bursty_mmpp.yaml", ("workload.duration_s=7200",)),
+            BenchScenario("diurnal_s2z", "scenarios/diurnal_scale_to_zero.yaml",
+                          ("workload.duration_s=21600", "workload.peak_at_s=21600")),
+            BenchScenario("quickstart_diurnal", "scenarios/quickstart.yaml", ()),
+            BenchScenario("llama2_70b", "scenarios/llama2_70b_4xa100_80gb.yaml", ()),
+            BenchScenario("heterogeneous", "scenarios/heterogeneous_8b_cheapest.yaml", ()),
+        ),
+        seeds=(1, 2),
+        notes=("Sized for a 2-core machine: 2 seeds; bursty_mmpp cut to 2 h; the diurnal "
+               "scale-to-zero day cut to its 6 h rising quarter (night to peak).",),
+    ),
+}
+
+
+def _run(job: tuple[Any, int, str, str]) -> dict[str, Any]:
+    """One run: its summary figures and its worker timeline (for the plots)."""
+    from sim.run import simulate
+
+    scenario, seed, label, policy = job
+    r = simulate(scenario, seed)
+    s = r.summary
+    row = {
+        "scenario": label, "policy": policy, "seed": seed,
+        "cost_per_hour_usd": s["cost"]["per_hour_usd"],
+        "cost_total_usd": s["cost"]["total_usd"],
+        "ttft_p50_s": s["ttft_s"]["p50"], "ttft_p95_s": s["ttft_s"]["p95"],
+        "ttft_p99_s": s["ttft_s"]["p99"],
+        "e2e_p50_s": s["latency_e2e_s"]["p50"], "e2e_p95_s": s["latency_e2e_s"]["p95"],
+        "e2e_p99_s": s["latency_e2e_s"]["p99"],
+        "slo_attainment": s["slo"]["attainment"],
+        "cold_starts": s["workers"]["cold_starts"], "preemptions": s["workers"]["preemptions"],
+        "workers_max": s["workers"]["max"], "failed": s["requests"]["failed"],
+        "horizon_s": s["sim"]["horizon_s"],
+    }
+    tl = r.timeline
+    timeline = {"t": tl["time_s"].tolist(), "n": tl["workers_total"].tolist()} if len(tl) else {}
+    return {"row": row, "timeline": timeline}
+
+
+def _yardsticks(scenario: Any, seed: int) -> dict[str, Any]:
+    """The capacity bound and the hindsight MILP for one seed's trace."""
+    from sim.bench.demand import bucket_demand
+    from sim.bench.hindsight import capacity_bound, solve
+    from sim.rng import Streams
+    from sim.workload import build_workload
+
+    wl = build_workload(scenario.workload, Streams(seed), scenario.base_dir)
+    util = float(scenario.autoscaler.params.get("utilisation", 0)) or None
+    dem = bucket_demand(scenario, wl, 60.0, utilisation=util)
+    sched = solve(scenario, wl, bucket_s=60.0, demand=dem)
+    bound = capacity_bound(scenario, wl)
+    return {"seed": seed, "bound_usd": bound["cost_usd"], "milp_usd": sched.cost_usd,
+            "milp_status": sched.status, "milp_gap": sched.gap, "milp_wall_s": sched.wall_s,
+            "milp_shortfall": sched.shortfall_worker_buckets, "utilisation": dem.utilisation}
+
+
+def build_jobs(suite: Suite, policies: Sequence[str] | None = None,
+               ) -> tuple[list[tuple[Any, int, str, str]], dict[str, Any]]:
+    """The runs of a suite and, per scenario label, its base scenario (oracle utilisation set)."""
+    from sim.bench.demand import slo_utilisation
+    from sim.rng import Streams
+    from sim.scenario import load_scenario
+    from sim.workload import build_workload
+
+    jobs: list[tuple[Any, int, str, str]] = []
+    bases = {}
+    for bs in suite.scenarios:
+        base = load_scenario(REPO / bs.path, list(bs.overrides))
+        wl = build_workload(base.workload, Streams(suite.seeds[0]), base.base_dir)
+        util = slo_utilisation(base, wl)  # once per scenario: the oracles share it
+        bases[bs.label] = (base, util)
+        for policy in policies or suite.policies:
+            sets = list(bs.overrides) + [f"autoscaler.policy={policy}"]
+            if policy in TICK_S:
+                sets.append(f"autoscaler.decision_interval_s={TICK_S[policy]:g}")
+            if policy in ORACLES:
+                sets.append(f"autoscaler.params.utilisation={util:.6f}")
+            sc = load_scenario(REPO / bs.path, sets)
+            jobs.extend((sc, seed, bs.label, policy) for seed in suite.seeds)
+    return jobs, bases
+
+
+def run_suite(suite: Suite, *, workers: int = 1, policies: Sequence[str] | None = None,
+              executor: Executor | None = None,
+              progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Run every job of ``suite``; return per-run rows, yardsticks and timelines."""
+    jobs, bases = build_jobs(suite, policies)
+    total = len(jobs) + len(bases) * len(suite.seeds)
+    done = 0
+    own = executor is None and workers > 1
+    pool: Executor | None = executor or (ProcessPoolExecutor(workers) if own else None)
+    outs: list[dict[str, Any]] = []
+    yard: list[dict[str, Any]] = []
+    try:
+        if pool is None:
+            for j in jobs:
+                outs.append(_run(j))
+                done += 1
+                if progress:
+                    progress(done, total)
+        else:
+            futs = [pool.submit(_run, j) for j in jobs]
+            for f in futs:
+                outs.append(f.result())
+                done += 1
+                if progress:
+                    progress(done, total)
+        for label, (base, util) in bases.items():
+            sc = base.model_copy(update={"autoscaler": base.autoscaler.model_copy(
+                update={"params": {"utilisation": util}})})
+            for seed in suite.seeds:
+                y = _yardsticks(sc, seed)
+                y["scenario"] = label
+                yard.append(y)
+                done += 1
+                if progress:
+                    progress(done, total)
+    finally:
+        if own and pool is not None:
+            pool.shutdown()
+    runs = pd.DataFrame([o["row"] for o in outs])
+    timelines = {(j[2], j[3]): o["timeline"] for j, o in zip(jobs, outs, strict=True)
+                 if j[1] == suite.seeds[0]}
+    return {"runs": runs, "yardsticks": pd.DataFrame(yard), "timelines": timelines}
+
+
+METRICS = ("cost_per_hour_usd", "ttft_p50_s", "ttft_p95_s", "ttft_p99_s", "e2e_p50_s",
+           "e2e_p95_s", "e2e_p99_s", "slo_attainment", "cold_starts", "preemptions")
+
+
+def leaderboard(runs: pd.DataFrame, yardsticks: pd.DataFrame) -> pd.DataFrame:
+    """One row per (scenario, policy): mean and 95 % half-width of each metric over seeds,
+    the cost ratio to the hindsight replay and to the capacity bound (cost per hour, same
+    horizon)."""
+    rows = []
+    for (label, policy), g in runs.groupby(["scenario", "policy"], sort=False):
+        row: dict[str, Any] = {"scenario": label, "policy": policy, "seeds": len(g)}
+        for m in METRICS:
+            ci = mean_ci95([float(v) for v in g[m] if v is not None and math.isfinite(float(v))])
+            row[m] = ci["mean"]
+            row[m + "_hw"] = ci["half_width"]
+        rows.append(row)
+    lb = pd.DataFrame(rows)
+    cost = runs.groupby(["scenario", "policy"])["cost_per_hour_usd"].mean()
+    hz = runs.groupby("scenario")["horizon_s"].mean()
+    bound = (yardsticks.groupby("scenario")["bound_usd"].mean() / (hz / 3600.0)) if len(
+        yardsticks) else pd.Series(dtype=float)
+    lb["ratio_to_hindsight"] = [
+        row.cost_per_hour_usd / cost.get((row.scenario, "hindsight"), math.nan)
+        for row in lb.itertuples()
+    ]
+    lb["bound_cost_per_hour_usd"] = [bound.get(s, math.nan) for s in lb.scenario]
+    lb["ratio_to_bound"] = lb.cost_per_hour_usd / lb.bound_cost_per_hour_usd
+    return lb
+
+
+def to_markdown(lb: pd.DataFrame, yardsticks: pd.DataFrame, suite: Suite) -> str:
+    """The leaderboard as markdown tables, one per scenario, best cost first among policies
+    with SLO attainment >= 0.9."""
+    out = [f"# Benchmark leaderboard: suite `{suite.name}`", "",
+           f"Seeds {list(suite.seeds)}; each cell is the mean over seeds ± the 95 % "
+           "half-width. `vs hindsight` = cost / the hindsight replay's cost; `vs bound` = cost "
+           "/ the capacity lower bound. " + " ".join(suite.notes), ""]
+
+    def f(v: Any, hw: Any, nd: int = 2) -> str:
+        if v is None or not math.isfinite(v):
+            return "–"
+        return f"{v:.{nd}f} ± {hw:.{nd}f}" if hw and math.isfinite(hw) else f"{v:.{nd}f}"
+
+    for label, g in lb.groupby("scenario", sort=False):
+        y = yardsticks[yardsticks.scenario == label]
+        out.append(f"## {label}")
+        if len(y):
+            out.append(
+                f"Capacity bound {g.bound_cost_per_hour_usd.iloc[0]:.2f} $/h; hindsight MILP "
+                f"{y.milp_status.iloc[0]}, gap {y.milp_gap.max():.1e}, solved in "
+                f"{y.milp_wall_s.max():.1f} s; SLO-feasible utilisation u* = "
+                f"{y.utilisation.iloc[0]:.2f}.")
+        out += ["", "| policy | cost $/h | vs hindsight | vs bound | TTFT p50 s | TTFT p95 s | "
+                "TTFT p99 s | E2E p95 s | SLO att. | cold starts | preemptions |",
+                "|---|---|---|---|---|---|---|---|---|---|---|"]
+        g = g.assign(_ok=g.slo_attainment >= 0.9).sort_values(
+            ["_ok", "cost_per_hour_usd"], ascending=[False, True])
+        for r in g.itertuples():
+            out.append(
+                f"| {r.policy} | {f(r.cost_per_hour_usd, r.cost_per_hour_usd_hw)} | "
+                f"{r.ratio_to_hindsight:.2f} | {r.ratio_to_bound:.1f} | "
+                f"{f(r.ttft_p50_s, r.ttft_p50_s_hw)} | {f(r.ttft_p95_s, r.ttft_p95_s_hw)} | "
+                f"{f(r.ttft_p99_s, r.ttft_p99_s_hw)} | {f(r.e2e_p95_s, r.e2e_p95_s_hw)} | "
+                f"{f(r.slo_attainment, r.slo_attainment_hw, 3)} | "
+                f"{f(r.cold_starts, r.cold_starts_hw, 1)} | {f(r.preemptions, r.preemptions_hw, 1)} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def plot(lb: pd.DataFrame, timelines: dict[tuple[str, str], dict[str, Any]], out: Path) -> list[Path]:
+    """cost_vs_p95.png (one panel per scenario) and workers_<scenario>.png (N over time)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    labels = list(dict.fromkeys(lb.scenario))
+    fig, axes = plt.subplots(1, len(labels), figsize=(4.5 * len(labels), 3.8), squeeze=False)
+    for ax, label in zip(axes[0], labels, strict=True):
+        g = lb[lb.scenario == label]
+        for r in g.itertuples():
+            ax.errorbar(r.ttft_p95_s, r.cost_per_hour_usd, xerr=r.ttft_p95_s_hw or 0,
+                        yerr=r.cost_per_hour_usd_hw or 0, fmt="o", capsize=2)
+            ax.annotate(r.policy, (r.ttft_p95_s, r.cost_per_hour_usd), fontsize=7)
+        ax.set_xscale("symlog", linthresh=1.0)
+        ax.set_xlabel("TTFT p95 (s)")
+        ax.set_ylabel("cost ($/h)")
+        ax.set_title(label)
+    fig.tight_layout()
+    p = out / "cost_vs_p95.png"
+    fig.savefig(p, dpi=90)
+    plt.close(fig)
+    paths.append(p)
+    for label in labels:
+        fig, ax = plt.subplots(figsize=(8, 3.5))
+        for (lab, policy), tl in timelines.items():
+            if lab == label and tl:
+                ax.step(tl["t"], tl["n"], where="post", label=policy, lw=1)
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel("workers N")
+        ax.set_title(f"{label}: workers over time (first seed)")
+        ax.legend(fontsize=7, ncol=2)
+        fig.tight_layout()
+        p = out / f"workers_{label}.png"
+        fig.savefig(p, dpi=90)
+        plt.close(fig)
+        paths.append(p)
+    return paths

@@ -1,0 +1,79 @@
+"""``sim bench``: every baseline policy on a suite of scenarios, into a leaderboard."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from sim.cli.common import prepare_out, writing
+from sim.errors import ConfigError
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """``sim bench``: run the suite, write leaderboard.{md,csv}, runs.csv and plots."""
+    from sim.bench.suite import SUITES, leaderboard, plot, run_suite, to_markdown
+    from sim.policies import POLICIES
+
+    if args.suite not in SUITES:
+        raise ConfigError(f"unknown suite {args.suite!r}; known: {', '.join(SUITES)}",
+                          source="--suite")
+    if args.workers < 1:
+        raise ConfigError(f"expected a number of processes >= 1, got {args.workers}",
+                          source="--workers")
+    suite = SUITES[args.suite]
+    policies = None
+    if args.policies:
+        policies = [p.strip() for p in args.policies.split(",") if p.strip()]
+        bad = [p for p in policies if p not in POLICIES]
+        if bad:
+            raise ConfigError(f"unknown policy {bad[0]!r}; known: {', '.join(POLICIES.names())}",
+                              source="--policies")
+    out = Path(args.out) if args.out else Path("results") / "bench" / suite.name
+    prepare_out(out)
+    bar = None
+    if not args.quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(unit="run", desc=f"bench {suite.name}", leave=False)
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+    try:
+        res = run_suite(suite, workers=args.workers, policies=policies, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    lb = leaderboard(res["runs"], res["yardsticks"])
+    md = to_markdown(lb, res["yardsticks"], suite)
+    with writing(out):
+        res["runs"].to_csv(out / "runs.csv", index=False)
+        res["yardsticks"].to_csv(out / "yardsticks.csv", index=False)
+        lb.to_csv(out / "leaderboard.csv", index=False)
+        (out / "leaderboard.md").write_text(md + "\n", encoding="utf-8")
+        plot(lb, res["timelines"], out)
+        (out / "suite.json").write_text(json.dumps(
+            {"suite": suite.name, "seeds": list(suite.seeds),
+             "scenarios": [[s.label, s.path, list(s.overrides)] for s in suite.scenarios],
+             "policies": list(policies or suite.policies), "notes": list(suite.notes)},
+            indent=2) + "\n", encoding="utf-8")
+    if not args.quiet:
+        print(md)
+        print(f"wrote {out}/ (leaderboard.md, leaderboard.csv, runs.csv, yardsticks.csv, plots)")
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add this command to the ``sim`` subparsers."""
+    p = sub.add_parser("bench", help="baseline policies x scenarios: a leaderboard")
+    p.add_argument("--suite", default="smoke", help="smoke (CI-sized) or default")
+    p.add_argument("--policies", metavar="A,B", help="only these policies (default: all)")
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="processes (default 1)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: results/bench/SUITE)")
+    p.add_argument("--quiet", "-q", action="store_true", help="do not print the leaderboard")
+    p.set_defaults(func=cmd_bench)

@@ -1,0 +1,49 @@
+"""``sim bench``: the smoke suite end to end, the capacity bound below every policy, CLI errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sim.cli import main
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The smoke suite, run once through the CLI (two processes)."""
+    out = tmp_path_factory.mktemp("bench") / "smoke"
+    assert main(["bench", "--suite", "smoke", "--workers", "2", "--out", str(out), "-q"]) == 0
+    return out
+
+
+def test_smoke_writes_leaderboard(smoke: Path) -> None:
+    """Every policy x scenario of the suite has a leaderboard row, and the files exist."""
+    from sim.bench.suite import SUITES
+
+    lb = pd.read_csv(smoke / "leaderboard.csv")
+    suite = SUITES["smoke"]
+    assert len(lb) == len(suite.scenarios) * len(suite.policies)
+    assert set(lb.policy) == set(suite.policies)
+    for name in ("leaderboard.md", "runs.csv", "yardsticks.csv", "cost_vs_p95.png"):
+        assert (smoke / name).stat().st_size > 0
+    assert (lb.loc[lb.policy == "hindsight", "ratio_to_hindsight"] == 1.0).all()
+
+
+def test_capacity_bound_below_every_policy(smoke: Path) -> None:
+    """The capacity lower bound is below every policy's cost, per scenario and seed."""
+    runs = pd.read_csv(smoke / "runs.csv")
+    yard = pd.read_csv(smoke / "yardsticks.csv")
+    m = runs.merge(yard[["scenario", "seed", "bound_usd"]], on=["scenario", "seed"])
+    assert len(m) == len(runs)
+    assert (m.bound_usd > 0).all()
+    assert (m.bound_usd < m.cost_total_usd).all(), m[m.bound_usd >= m.cost_total_usd]
+
+
+def test_unknown_suite_and_policy_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A bad --suite or --policies is one line on stderr and exit status 2."""
+    assert main(["bench", "--suite", "nope", "--out", str(tmp_path / "x")]) == 2
+    assert "--suite: unknown suite 'nope'" in capsys.readouterr().err
+    assert main(["bench", "--policies", "knativ", "--out", str(tmp_path / "y")]) == 2
+    assert "unknown policy 'knativ'" in capsys.readouterr().err
