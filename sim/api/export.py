@@ -260,7 +260,7 @@ class UpdatePlan:
     def warnings(self) -> list[str]:
         """One line per difference the update cannot carry, and one if nothing changes."""
         lines = [
-            f"{name} differs (current {cur!r}, new {new!r}) but PUT /sg_inf/{{id}} cannot "
+            f"{name} differs (current {json.dumps(cur)}, new {json.dumps(new)}) but PUT /sg_inf/{{id}} cannot "
             "change it: delete and re-create the deployment to apply it"
             for name, cur, new in self.not_updatable
         ]
@@ -312,7 +312,8 @@ def update_request(new: CreateBody, current: CreateBody, *, partial: bool = Fals
         name, cur_v, new_v = fixed[0]
         more = f" (and {', '.join(f[0] for f in fixed[1:])})" if len(fixed) > 1 else ""
         raise ConfigError(
-            f"differs from the current deployment (current {cur_v!r}, new {new_v!r}){more}, "
+            f"differs from the current deployment (current {json.dumps(cur_v)}, new "
+            f"{json.dumps(new_v)}){more}, "
             "but PUT /sg_inf/{id} cannot change it: delete and re-create the deployment, or "
             "export the update anyway with --partial",
             source="--current",
