@@ -75,7 +75,7 @@ def test_summary_tally_matches_exact_within_the_sketch_error():
 
 @pytest.mark.parametrize("dist", ["lognormal", "bimodal"])
 def test_sketch_rank_error_within_documented_bounds(dist: str):
-    """The REQ sketch's rank error on 1M values stays within the bounds sim/metrics/sketch.py states."""
+    """The t-digest's rank error on 1M values stays within the bounds sim/metrics/sketch.py states."""
     rng = np.random.default_rng(11)
     n = 1_000_000
     if dist == "lognormal":
@@ -88,12 +88,24 @@ def test_sketch_rank_error_within_documented_bounds(dist: str):
         s.add(x[i : i + 65_536])
     got = s.stats()
     xs = np.sort(x)
-    bounds = {"p50": 4e-3, "p90": 1e-3, "p95": 1e-3, "p99": 2e-4}
+    bounds = {"p50": 4e-3, "p90": 2e-3, "p95": 1e-3, "p99": 2e-4}
     for key, q in (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99)):
         rank = np.searchsorted(xs, got[key], side="right") / n
         assert abs(rank - q) <= bounds[key], (key, rank)
     assert got["max"] == x.max()
     assert got["mean"] == pytest.approx(x.mean(), rel=1e-12)
+
+
+def test_sketch_is_deterministic():
+    """The same values in the same batches give the same percentiles (seeds stay bit-identical)."""
+    x = np.random.default_rng(5).lognormal(0.0, 1.0, 300_000)
+    runs = []
+    for _ in range(2):
+        s = StreamStat(exact=False)
+        for i in range(0, x.size, 50_000):
+            s.add(x[i : i + 50_000])
+        runs.append(s.stats())
+    assert runs[0] == runs[1]
 
 
 def test_empty_stream_stat_is_null():
