@@ -125,7 +125,7 @@ class ControlLoop:
             min_workers=int(self.deployment.initial_worker_config.min_workers),
             addable=addable, addable_limit=limit, price_per_hour_usd=pool.price_now(),
             arrived_total=arrived, prompt_tokens_arrived=gw.reqs.prompt_arrived,
-            output_tokens_arrived=gw.reqs.output_arrived,
+            output_tokens_arrived=gw.reqs.output_arrived, idle_since_s=gw.idle_since(),
         )
         d = self.policy.decide(obs)
         self._apply(d, obs)
