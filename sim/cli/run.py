@@ -68,7 +68,6 @@ def _check_run_options(args: argparse.Namespace) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     """``sim run``: simulate a scenario and write summary, tables, report and plots."""
     from sim.io import write_result
-    from sim.report import write_report
     from sim.rng import Streams
     from sim.run import simulate
     from sim.scenario import load_scenario, scenario_from_create_body, validate_scenario
@@ -102,12 +101,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     with writing(out):
-        write_result(result, out)
-        write_report(result, out)
+        paths = write_result(result, out)
+        if not args.no_report:
+            from sim.report import write_report  # matplotlib: only when a report is drawn
+
+            write_report(result, out)
     if not args.quiet:
         print_warnings(checks, result.summary.get("warnings") or [])
         print(headline(result.summary))
-        print(f"wrote {out}/ (summary.json, requests.parquet, workers.parquet, decisions.csv, report.md, plots)")
+        names = ", ".join(p.name for p in paths.values())
+        print(f"wrote {out}/ ({names}{'' if args.no_report else ', report.md, plots'})")
     return 0
 
 
@@ -192,4 +195,6 @@ def register(sub: Any) -> None:
                      "of local processes")
     run.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario name>)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
+    run.add_argument("--no-report", action="store_true",
+                     help="write the results only: no report.md and no plots (skips matplotlib)")
     run.set_defaults(func=cmd_run)
