@@ -240,7 +240,8 @@ def length_point(requests: int, results: str) -> dict[str, Any]:
     s = res.summary
     return {
         "requests": s["requests"]["arrived"], "cpu_s": round(cpu, 1), "wall_s": round(wall, 1),
-        "peak_rss_mib": round(rss), "bytes_per_request_peak": round(rss * 2**20 / max(requests, 1)),
+        "peak_rss_mib": round(rss),
+        "bytes_per_request_peak": round(rss * 2**20 / max(s["requests"]["arrived"], 1)),
         "workers_mean": s["workers"]["mean"], "ttft_p99_s": s["ttft_s"]["p99"],
     }
 
