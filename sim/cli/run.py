@@ -124,12 +124,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-    write_run(result, out)
+    write_run(result, out, report=not args.no_report)
     if not args.quiet:
         print_warnings(checks, result.summary.get("warnings") or [])
         print(headline(result.summary))
-        print(f"wrote {out}/ (summary.json, requests.parquet, workers.parquet, decisions.csv, "
-              "report.md, report.html, plots)")
+        names = sorted(f.name for f in out.iterdir() if f.suffix != ".png")
+        plots = "" if args.no_report else ", plots"
+        print(f"wrote {out}/ ({', '.join(names)}{plots})")
     return 0
 
 
@@ -201,4 +202,6 @@ def register(sub: Any) -> None:
     run.add_argument("--progress", action="store_true",
                      help="show the progress bar even when stderr is not a terminal")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
+    run.add_argument("--no-report", action="store_true",
+                     help="write the results only: no report.md and no plots (skips matplotlib)")
     run.set_defaults(func=cmd_run)
