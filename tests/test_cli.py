@@ -529,3 +529,15 @@ def test_same_seed_identical_across_processes(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(frames[0][0], frames[1][0])
     pd.testing.assert_frame_equal(frames[0][1], frames[1][1])
     assert (frames[0][1]["end_reason"] == "preempted").any()  # spot churn was exercised
+
+
+def test_help_imports_no_heavy_library() -> None:
+    """Building the parser (every subcommand's --help) imports neither pandas, pyarrow nor
+    matplotlib: `sim --help` stays well under a second."""
+    code = (
+        "import sys; from sim.cli import build_parser; build_parser(); "
+        "heavy = [m for m in ('pandas', 'pyarrow', 'matplotlib') if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

@@ -17,7 +17,6 @@ from sim.cli.common import (
     progress_bar,
 )
 from sim.errors import ConfigError, SimError
-from sim.report.replications import replication_table
 
 
 def _check_run_options(args: argparse.Namespace) -> None:
@@ -141,7 +140,7 @@ def _run_replications(
     report, written all or nothing (a previous single run's files do not survive)."""
     from sim.io import atomic_result_dir, write_json, write_result
     from sim.replicate import parse_seeds, replicate, replication_summary
-    from sim.report.replications import write_replications_report
+    from sim.report.replications import replication_table, write_replications_report
 
     seeds = parse_seeds(args.seeds, min_count=2)
     bar = None
