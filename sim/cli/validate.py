@@ -35,9 +35,9 @@ def _dry_build(scenario: Any, *, workload: bool = True) -> None:
             wl = build_workload(scenario.workload, Streams(seed), scenario.base_dir)
             n = len(wl)
             span = float(wl.arrival_s[-1] - wl.arrival_s[0]) if n else 0.0
-            print(f"workload: {n:,} requests over {span:,.0f} s", file=sys.stderr)
             est = estimate_built(scenario, n, workload_span(wl))
-            print(f"estimate: {est.describe()}", file=sys.stderr)
+            print(f"workload: {n:,} requests over {span:,.0f} s (run estimate: {est.describe()})",
+                  file=sys.stderr)
             check_limits(est)
         fleet = FleetModel(scenario, Streams(seed))
         fleet.place(scenario.deployment, initial=True, on_demand_workers=0)
