@@ -17,7 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from sim.policies.capacity import WorkerCapacity, full_batch, queueing, worker_profile
+from sim.policies.capacity import (
+    WorkerCapacity,
+    full_batch,
+    queueing,
+    scale_up_shape,
+    worker_profile,
+)
 
 
 @dataclass(frozen=True)
@@ -81,9 +87,17 @@ def bound_work_s(scenario: Any, workload: Any) -> float:
 
 
 def one_worker(scenario: Any) -> Any:
-    """``scenario`` as one warm on-demand worker under the fixed policy, no updates."""
+    """``scenario`` as one warm on-demand worker of the scale-up shape under the fixed policy,
+    no updates."""
     dep = scenario.deployment
-    iwc = dep.initial_worker_config.model_copy(update={"min_workers": 1})
+    shape = scale_up_shape(scenario)
+    update: dict[str, Any] = {"min_workers": 1}
+    if shape is not None and not shape.on_prem:
+        # probe the worker the autoscaler would add, not necessarily the initial shape
+        update |= {"initial_workers_gpu": shape.gpu, "initial_workers_gpu_num": shape.gpus,
+                   "instance_types": [], "use_on_prem": False}
+        dep = dep.model_copy(update={"cloud_providers": [shape.cloud]})
+    iwc = dep.initial_worker_config.model_copy(update=update)
     dep = dep.model_copy(update={"initial_worker_config": iwc, "allow_spot_instances": False})
     asc = scenario.autoscaler.model_copy(update={"policy": "fixed", "params": {"workers": 1}})
     sim = scenario.sim.model_copy(update={"horizon_s": None, "warmup_s": 0.0, "start": "warm"})
@@ -117,7 +131,7 @@ def slo_utilisation(scenario: Any, workload: Any, *, attainment: float = 0.95,
         s = simulate(one, seed=seed, workload=wl).summary
         return float(s["slo"]["attainment"]) >= attainment
 
-    lo, hi = 0.05, 1.1
+    lo, hi = 0.05, 1.6  # u* can pass 1: the full-batch rate uses the mean context
     if not ok(lo):
         return lo
     for _ in range(steps):
