@@ -126,7 +126,8 @@ def impact_table(workdir: Path) -> str:
     scenario = load_scenario(IMPACT_SCENARIO)
     dep = scenario.deployment
     iwc = dep.initial_worker_config
-    base = get_profile(dep.model, iwc.initial_workers_gpu, iwc.initial_workers_gpu_num)
+    base = get_profile(dep.model, iwc.initial_workers_gpu, iwc.initial_workers_gpu_num,
+                       engine=scenario.serving.engine)
     paths: dict[str, str] = {}
     for label, factors in IMPACT.items():
         coefs = {k: float(getattr(base, k)) for k in COEFFICIENTS}

@@ -39,3 +39,32 @@ class TraceError(SimError):
 
 class ProfileError(SimError):
     """No performance profile or model spec can be found or derived for a model/GPU shape."""
+
+
+class ApiError(SimError):
+    """A call to the ScaleGenAI inference API failed; ``method`` and ``path`` name the call."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ):
+        self.status = status
+        self.method = method
+        self.path = path
+        super().__init__(message)
+
+
+class ApiRequestError(ApiError):
+    """The API refused the request (4xx: bad body, unknown id, missing key); not retried."""
+
+
+class ApiServerError(ApiError):
+    """The API failed (5xx) on every attempt."""
+
+
+class ApiConnectionError(ApiError):
+    """The API could not be reached (connection refused, DNS, timeout) on every attempt."""

@@ -40,7 +40,13 @@ import pandas as pd
 from sim.errors import ProfileError
 from sim.serving import profiles as _profiles
 from sim.serving.models import MODELS, resolve_model
-from sim.serving.profiles import ENGINE_OVERHEAD_S, Profile, builtin_shapes, get_profile
+from sim.serving.profiles import (
+    ENGINE_OVERHEAD_S,
+    VIDUR,
+    Profile,
+    builtin_shapes,
+    get_profile,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
@@ -286,7 +292,7 @@ def in_sample(data: str | Path | None = None, *, prompts: Sequence[int] = PROMPT
     root = data_dir(data)
     rows: list[dict[str, Any]] = []
     for model, gpu, n in measured_shapes():
-        prof = get_profile(model, gpu, n)
+        prof = get_profile(model, gpu, n, engine=VIDUR)
         rows += _compare("in-sample", prof, _Measured(root, model, gpu, n), prompts, batches,
                          context)
     return pd.DataFrame(rows, columns=list(COLUMNS))
@@ -348,7 +354,7 @@ def scaled_profile(model: str, gpu: str, gpus: int, source: tuple[str, str, int]
         coefs, rule = _profiles._scaled(spec, gpu, gpus)
     kv = _profiles.kv_capacity_tokens(spec, gpu, gpus)
     return Profile(model=spec.name, gpu=gpu, gpus=gpus, kv_capacity_tokens=kv, source=rule,
-                   **coefs)
+                   scaled=True, **coefs)
 
 
 def out_of_sample(data: str | Path | None = None, *, prompts: Sequence[int] = PROMPTS,
@@ -360,7 +366,7 @@ def out_of_sample(data: str | Path | None = None, *, prompts: Sequence[int] = PR
     if (root / LSS / "H100").is_dir():
         h100 = _LssMeasured(root, "H100")
         # The shipped entry (A100 table x Llama-2-7B's H100/A100 ratio) ...
-        rows += _compare("8B/H100 shipped vs LLMServingSim", get_profile("Llama-3-8B", "H100", 1),
+        rows += _compare("8B/H100 shipped vs LLMServingSim", get_profile("Llama-3-8B", "H100", 1, engine=VIDUR),
                          h100, lss_prompts, batches, 0)
         # ... and what the generic rule for unprofiled shapes would give from the A100 entry.
         rows += _compare("8B/H100 rule from A100-80GB vs LLMServingSim",
@@ -373,7 +379,7 @@ def out_of_sample(data: str | Path | None = None, *, prompts: Sequence[int] = PR
                              scaled_profile("Llama-2-7B", "H100", n, src),
                              _Measured(root, "Llama-2-7B", "H100", n), prompts, batches, context)
     if (root / LSS / "A6000").is_dir():
-        a6000 = get_profile("Llama-3-8B", "A6000", 1)
+        a6000 = get_profile("Llama-3-8B", "A6000", 1, engine=VIDUR)
         meas = _LssMeasured(root, "A6000")
         rows += _compare("8B/A6000 scaled vs LLMServingSim", a6000, meas, lss_prompts, batches,
                          0)
@@ -410,7 +416,7 @@ def elementwise_gap(data: str | Path | None = None,
     vidur = pd.read_csv(d._mlp_path(root, "h100", "Llama-2-7b-hf"))
     vidur = vidur[vidur["num_tensor_parallel_workers"] == 1].groupby("num_tokens").median(
         numeric_only=True)
-    prof = get_profile("Llama-3-8B", "H100", 1)
+    prof = get_profile("Llama-3-8B", "H100", 1, engine=VIDUR)
     n_layers = lss.spec.n_layers
     rows = []
     for b in batches:

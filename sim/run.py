@@ -43,7 +43,9 @@ def simulate(
     if callable(bind):  # policies that read the profile (sla_planner) or the trace (hindsight)
         bind(scenario, workload)
     fleet = FleetModel(scenario, streams)
-    record = Engine(scenario, workload, policy, seed=seed, fleet=fleet, progress=progress).run()
+    record = Engine.from_scenario(
+        scenario, workload, policy, seed=seed, fleet=fleet, progress=progress
+    ).run()
     return build_result(
         record,
         slo_metric=scenario.slo_metric(),

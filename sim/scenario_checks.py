@@ -112,10 +112,14 @@ def validate_scenario(scenario: Scenario, *, source: str | None = None) -> list[
         except ImportError:
             warnings.append("sim.serving.models is not available: worker shapes were not checked")
         else:
+            cfg = scenario.serving.model_config_json
             try:
-                spec = resolve_model(model_name)
+                spec = resolve_model(model_name, scenario.resolve_path(cfg) if cfg else None)
             except SimError as exc:
-                if scenario.serving.profile == "builtin":
+                if cfg:
+                    raise ConfigError(str(exc), source=source,
+                                      field="serving.model_config") from None
+                if scenario.serving.profile in ("builtin", "vidur"):
                     raise ConfigError(str(exc), source=source, field=model_field) from None
                 # A user profile may describe a model the built-in catalog does not know.
                 warnings.append(f"{model_field}: {exc}; worker shapes were not checked")

@@ -132,7 +132,7 @@ def test_h100_decode_gap_is_elementwise_kernels() -> None:
 
 def test_forced_source_reproduces_get_profile() -> None:
     """Scaling from the source get_profile itself picks gives get_profile's coefficients."""
-    ours = get_profile("Llama-3-8B", "A6000", 1)
+    ours = get_profile("Llama-3-8B", "A6000", 1, engine="vidur")
     assert "Llama-2-7B/A40x1" in ours.source
     forced = fidelity.scaled_profile("Llama-3-8B", "A6000", 1, ("Llama-2-7B", "A40", 1))
     assert forced.tpot_s(32, 1024) == pytest.approx(ours.tpot_s(32, 1024), rel=1e-12)

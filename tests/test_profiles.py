@@ -67,8 +67,9 @@ def test_required_coverage(model: str, gpu: str, gpus: int) -> None:
     fits = memory_shortfall_gb(MODELS[model], gpu, gpus) == 0
     assert ((model, gpu, gpus) in builtin_shapes()) == fits
     if fits:
-        p = get_profile(model, gpu, gpus)
+        p = get_profile(model, gpu, gpus, engine="vidur")
         assert "Vidur" in p.source and not p.source.startswith("scaled")
+        assert not p.scaled
 
 
 def test_shipped_entries_have_provenance_and_fit_error() -> None:
@@ -157,10 +158,10 @@ def test_h100_faster_than_a100_and_more_gpus_faster() -> None:
 
 def test_unprofiled_shape_is_scaled_with_stated_rule() -> None:
     """Llama-2-13B (no measurements) is scaled from a built-in entry and says how in its source."""
-    p = get_profile("meta-llama/Llama-2-13b-chat-hf", "A100-80GB", 1)
-    assert p.source.startswith("scaled from built-in")
+    p = get_profile("meta-llama/Llama-2-13b-chat-hf", "A100-80GB", 1, engine="vidur")
+    assert p.source.startswith("scaled from built-in") and p.scaled
     assert "HBM bandwidth" in p.source and "FLOPs" in p.source
-    small = get_profile("Llama-2-7B", "A100-80GB", 1)
+    small = get_profile("Llama-2-7B", "A100-80GB", 1, engine="vidur")
     assert p.tpot_s(1, 512) > small.tpot_s(1, 512)
     assert p.prefill_s([1024]) > small.prefill_s([1024])
 
@@ -168,13 +169,13 @@ def test_unprofiled_shape_is_scaled_with_stated_rule() -> None:
 def test_unprofiled_gpu_is_scaled_by_bandwidth() -> None:
     """Llama-3-8B on an L4 (300 GB/s) decodes slower than on an A100 (1555 GB/s)."""
     l4 = get_profile("meta-llama/Meta-Llama-3-8B", "L4", 1)
-    assert l4.source.startswith("scaled from built-in")
+    assert "scaled from AIConfigurator" in l4.source and l4.scaled
     assert l4.tpot_s(1, 512) > 2 * get_profile("Llama-3-8B", "A100", 1).tpot_s(1, 512)
 
 
 def test_inferred_model_profile_carries_the_assumption() -> None:
     """A profile for an unknown '72b' model is scaled and repeats the inferred-size note."""
-    p = get_profile("Qwen/Qwen2.5-72B-Instruct", "H100", 4)
+    p = get_profile("acme/SuperLM-72B-Instruct", "H100", 4)
     assert "unknown model" in p.source and "72" in p.source
 
 

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sim.cli import bench, profile, run, sensitivity, trace, validate
+from sim.cli import bench, deploy, export, profile, run, sensitivity, trace, validate
 from sim.cli.common import headline as _headline
 from sim.errors import SimError
 
@@ -19,7 +19,7 @@ __all__ = ["COMMANDS", "EXIT_BAD_INPUT", "_headline", "build_parser", "main"]
 EXIT_BAD_INPUT = 2
 
 #: The subcommand modules, in the order ``sim --help`` lists them.
-COMMANDS = (run, validate, profile, sensitivity, trace, bench)
+COMMANDS = (run, validate, profile, sensitivity, trace, bench, export, deploy)
 
 
 def build_parser() -> argparse.ArgumentParser:

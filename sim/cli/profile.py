@@ -18,10 +18,23 @@ def cmd_profile_show(args: argparse.Namespace) -> int:
     except ValueError:
         raise ConfigError(f"expected batch sizes like 1,8,32,128, got {args.batch!r}",
                           source="--batch") from None
-    profile = get_profile(args.model, canonical_gpu(args.gpu), args.count, path=args.profile)
+    from sim.serving.models import resolve_model
+
+    spec = resolve_model(args.model, args.model_config)
+    vidur = args.profile == "vidur"
+    profile = get_profile(spec, canonical_gpu(args.gpu), args.count,
+                          path=None if vidur or args.profile is None else args.profile,
+                          engine="vidur" if vidur else args.engine)
     info = profile_table(profile, batches=batches, prompt=args.prompt, context=args.context,
                          max_batch=args.max_batch)
     print(format_profile_table(info))
+    from sim.fidelity_e2e import error_group_line
+
+    print(error_group_line(profile.model, profile.gpu, profile.gpus,
+                           "vidur" if vidur else args.engine))
+    if profile.scaled:
+        print("\nwarning: no measurement of this GPU (or model) stands behind this profile: it is "
+              "scaled (docs/profiles.md); measure your engine and use sim calibrate")
     return 0
 
 
@@ -40,5 +53,13 @@ def register(sub: Any) -> None:
                       help="KV context tokens per sequence while decoding (default 1024)")
     show.add_argument("--max-batch", type=int, default=256,
                       help="max_batch for the rated throughput (default 256)")
-    show.add_argument("--profile", metavar="PATH", help="user profile file (serving.profile)")
+    show.add_argument("--profile", metavar="PATH",
+                      help="user profile file (serving.profile), or 'vidur' for the Vidur-fitted "
+                      "profiles")
+    show.add_argument("--engine", default="vllm-0.14",
+                      choices=["vllm-0.14", "vllm-0.24", "eager-2024"],
+                      help="engine preset of the composed profiles (serving.engine; default "
+                      "vllm-0.14)")
+    show.add_argument("--model-config", metavar="CONFIG_JSON",
+                      help="Hugging Face config.json of the model (serving.model_config)")
     show.set_defaults(func=cmd_profile_show)

@@ -108,7 +108,9 @@ class FleetModel:
         if self._model is None:
             from sim.serving.models import resolve_model
 
-            self._model = resolve_model(deployment.base_model or deployment.model)
+            cfg = self.scenario.serving.model_config_json
+            self._model = resolve_model(deployment.base_model or deployment.model,
+                                        self.scenario.resolve_path(cfg) if cfg else None)
         return self._model
 
     def _gpus_for(self, deployment: Any, gpu: str) -> int:
@@ -134,19 +136,22 @@ class FleetModel:
             return None
         key = (gpu, gpus)
         if key not in self._profiles:
-            from sim.serving.profiles import builtin_shapes, get_profile
+            from sim.serving.profiles import VIDUR, get_profile
 
             sv = self.scenario.serving
-            path = None if sv.profile == "builtin" else str(self.scenario.resolve_path(sv.profile))
+            builtin = sv.profile in ("builtin", VIDUR)
+            path = None if builtin else str(self.scenario.resolve_path(sv.profile))
             spec = self._spec(deployment)
-            self._profiles[key] = get_profile(
+            prof = self._profiles[key] = get_profile(
                 spec, gpu, gpus, gpu_memory_utilization=sv.gpu_memory_utilization, path=path,
+                engine=VIDUR if sv.profile == VIDUR else sv.engine,
             )
-            if path is None and (spec.note or (spec.name, gpu, gpus) not in builtin_shapes()):
+            if prof.scaled:
                 self.notes.append(
                     f"no measured profile for {spec.name} on {gpus}x{gpu}: its performance is "
-                    "scaled from the nearest built-in entry (docs/profiles.md); supply "
-                    "serving.profile with your own measurements to remove this error source"
+                    "scaled from the nearest measured GPU or model (docs/profiles.md); supply "
+                    "serving.profile with your own measurements (sim calibrate) to remove this "
+                    "error source"
                 )
         return self._profiles[key]
 

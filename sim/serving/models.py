@@ -20,10 +20,15 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
+from pathlib import Path
 
 from sim.errors import ProfileError
 from sim.hardware import gpu_spec
+from sim.serving.architectures import ARCHITECTURES, ModelSpec, spec_from_config
+
+__all__ = ["MODELS", "ModelSpec", "max_context_tokens", "memory_shortfall_gb", "min_gpus_to_fit",
+           "resolve_model"]
 
 #: KV-cache room, in tokens, that a worker must have besides the weights to count as "fits".
 MIN_KV_TOKENS = 4096
@@ -32,79 +37,8 @@ MIN_KV_TOKENS = 4096
 GPU_COUNTS = (1, 2, 4, 8)
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """Architecture of one served model (decoder LLM or encoder embedding model)."""
-
-    name: str  # catalog name, e.g. "Llama-2-7B"
-    params_b: float  # total parameters, billions (sets the weights memory)
-    n_layers: int  # transformer blocks
-    hidden: int  # model width
-    n_heads: int  # query heads
-    n_kv_heads: int  # key/value heads (== n_heads without grouped-query attention)
-    head_dim: int  # width of one attention head
-    intermediate: int  # MLP inner width (per expert for mixture-of-experts)
-    vocab: int  # vocabulary size (LM head width)
-    dtype_bytes: int = 2  # bytes per weight and per KV element (FP16/BF16)
-    kind: str = "decoder"  # "decoder" (LLM, continuous batching) or "encoder" (embedding)
-    active_params_b: float | None = None  # parameters used per token (MoE); None = all
-    hf_id: str = ""  # canonical Hugging Face id, for messages and exports
-    note: str = ""  # assumptions made when the spec was inferred rather than catalogued
-
-    @property
-    def weights_gb(self) -> float:
-        """Weights memory in GB (1e9 bytes): parameters times bytes per parameter."""
-        return self.params_b * self.dtype_bytes
-
-    @property
-    def kv_bytes_per_token(self) -> int:
-        """KV-cache bytes one token occupies across all layers (K and V, all KV heads)."""
-        return 2 * self.n_layers * self.n_kv_heads * self.head_dim * self.dtype_bytes
-
-    @property
-    def compute_params_b(self) -> float:
-        """Parameters touched per token, billions: the active count for MoE, else all."""
-        return self.active_params_b if self.active_params_b is not None else self.params_b
-
-    @property
-    def is_encoder(self) -> bool:
-        """True for encoder-only (embedding) models, which have no decode phase."""
-        return self.kind == "encoder"
-
-
-def _llama(name: str, hf_id: str, params_b: float, n_layers: int, hidden: int, n_heads: int,
-           n_kv_heads: int, intermediate: int, vocab: int, *, kind: str = "decoder",
-           active_params_b: float | None = None) -> ModelSpec:
-    return ModelSpec(name=name, params_b=params_b, n_layers=n_layers, hidden=hidden,
-                     n_heads=n_heads, n_kv_heads=n_kv_heads, head_dim=hidden // n_heads,
-                     intermediate=intermediate, vocab=vocab, kind=kind,
-                     active_params_b=active_params_b, hf_id=hf_id)
-
-
-# Shapes from each model's published config.json; parameter counts from the model cards.
-MODELS: dict[str, ModelSpec] = {
-    m.name: m
-    for m in (
-        _llama("Llama-2-7B", "meta-llama/Llama-2-7b-hf", 6.74, 32, 4096, 32, 32, 11008, 32000),
-        _llama("Llama-2-13B", "meta-llama/Llama-2-13b-hf", 13.02, 40, 5120, 40, 40, 13824, 32000),
-        _llama("Llama-2-70B", "meta-llama/Llama-2-70b-hf", 68.98, 80, 8192, 64, 8, 28672, 32000),
-        _llama("Llama-3-8B", "meta-llama/Meta-Llama-3-8B", 8.03, 32, 4096, 32, 8, 14336, 128256),
-        _llama("Llama-3-70B", "meta-llama/Meta-Llama-3-70B", 70.55, 80, 8192, 64, 8, 28672,
-               128256),
-        _llama("Mistral-7B", "mistralai/Mistral-7B-v0.1", 7.24, 32, 4096, 32, 8, 14336, 32000),
-        _llama("Mixtral-8x7B", "mistralai/Mixtral-8x7B-v0.1", 46.70, 32, 4096, 32, 8, 14336,
-               32000, active_params_b=12.9),
-        # Encoders (BERT shape): bge-large is BERT-large sized, bge-small/MiniLM are tiny.
-        _llama("bge-large-en", "BAAI/bge-large-en-v1.5", 0.335, 24, 1024, 16, 16, 4096, 30522,
-               kind="encoder"),
-        _llama("bge-base-en", "BAAI/bge-base-en-v1.5", 0.109, 12, 768, 12, 12, 3072, 30522,
-               kind="encoder"),
-        _llama("bge-small-en", "BAAI/bge-small-en-v1.5", 0.0334, 12, 384, 12, 12, 1536, 30522,
-               kind="encoder"),
-        _llama("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", 0.0227, 6, 384, 12,
-               12, 1536, 30522, kind="encoder"),
-    )
-}
+# The built-in table lives in sim.serving.architectures (facts with their source).
+MODELS: dict[str, ModelSpec] = {m.name: m for m in ARCHITECTURES}
 
 # Normalised spellings (see _normalise) -> catalog name. Llama 3.1 has the Llama 3
 # architecture (only RoPE scaling and context length differ), so it shares the spec.
@@ -119,6 +53,27 @@ _ALIASES: dict[str, str] = {
     "llama-3.3-70b": "Llama-3-70B",
     "mistral-7b": "Mistral-7B",
     "mixtral-8x7b": "Mixtral-8x7B",
+    "mixtral-8x22b": "Mixtral-8x22B",
+    "llama-3.1-405b": "Llama-3.1-405B",
+    "llama-3-405b": "Llama-3.1-405B",
+    "qwen2.5-7b": "Qwen2.5-7B",
+    "qwen2-7b": "Qwen2.5-7B",
+    "qwen2.5-14b": "Qwen2.5-14B",
+    "qwen2.5-32b": "Qwen2.5-32B",
+    "qwen2.5-72b": "Qwen2.5-72B",
+    "qwen2-72b": "Qwen2.5-72B",
+    "gemma-2-9b": "Gemma-2-9B",
+    "gemma-2-27b": "Gemma-2-27B",
+    "phi-3-mini": "Phi-3-mini",
+    "phi-3-mini-4k": "Phi-3-mini",
+    "phi-3-medium": "Phi-3-medium",
+    "phi-3-medium-4k": "Phi-3-medium",
+    "e5-large": "e5-large",
+    "e5-large-v2": "e5-large",
+    "multilingual-e5-large": "e5-large",
+    "e5-mistral-7b": "e5-mistral-7b",
+    "gte-large": "gte-large",
+    "gte-base": "gte-base",
     "bge-large-en": "bge-large-en",
     "bge-large": "bge-large-en",
     "bge-base-en": "bge-base-en",
@@ -202,7 +157,7 @@ _CONTEXT_BY_ALIAS: dict[str, int] = {
     "llama-2-7b": 4096, "llama-2-13b": 4096, "llama-2-70b": 4096,
     "llama-3-8b": 8192, "llama-3-70b": 8192,
     "llama-3.1-8b": 131072, "llama-3.1-70b": 131072, "llama-3.3-70b": 131072,
-    "mistral-7b": 32768, "mixtral-8x7b": 32768,
+    "mistral-7b": 32768, "mixtral-8x7b": 32768, "qwen2-7b": 32768, "qwen2-72b": 32768,
 }  # fmt: skip
 
 
@@ -214,11 +169,19 @@ def max_context_tokens(name: str) -> int | None:
     spec = MODELS.get(name) or next(
         (m for m in MODELS.values() if norm in (_normalise(m.name), _normalise(m.hf_id))), None
     )
-    return _CONTEXT_BY_ALIAS.get(_normalise(spec.name)) if spec is not None else None
+    if spec is None:
+        return None
+    return _CONTEXT_BY_ALIAS.get(_normalise(spec.name), spec.max_context)
 
 
-def resolve_model(name: str) -> ModelSpec:
-    """The spec of model ``name`` (HF id or catalog name, any case); inferred from "70b" if unknown."""
+def resolve_model(name: str, config: str | Path | None = None) -> ModelSpec:
+    """The spec of model ``name`` (HF id or catalog name, any case); inferred from "70b" if unknown.
+
+    With ``config`` (a Hugging Face ``config.json``, ``serving.model_config``) the shape is
+    read from that file instead (:func:`sim.serving.architectures.spec_from_config`).
+    """
+    if config is not None:
+        return spec_from_config(config, name.strip() or None)
     if not name or not name.strip():
         raise ProfileError("empty model name: expected a Hugging Face id such as "
                            "'meta-llama/Llama-2-7b-hf' (or set serving.profile to a profile file)")

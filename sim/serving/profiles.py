@@ -73,6 +73,7 @@ class Profile:
     embed_per_token_s: float
     kv_capacity_tokens: int
     source: str
+    scaled: bool = False  # True when no measurement of this GPU (or model) stands behind it
 
     def decode_step_s(self, b: int, K: float) -> float:
         """Time of one decode step for ``b`` sequences holding ``K`` KV tokens in total."""
@@ -322,29 +323,65 @@ def _match(rows: Iterable[dict[str, Any]], spec: ModelSpec, gpu: str,
 # ---------------------------------------------------------------------------------------------
 
 
-def get_profile(model: str | ModelSpec, gpu: str, gpus: int, *,
-                gpu_memory_utilization: float = 0.9, path: str | None = None) -> Profile:
-    """The profile of ``model`` on ``gpus`` x ``gpu``: built-in, scaled, or from a user file.
+#: ``serving.profile`` value that selects the Vidur-fitted profiles of earlier versions.
+VIDUR = "vidur"
 
-    Order: an exact built-in entry; else the nearest built-in entry (same GPU count first,
-    then closest parameter count and HBM bandwidth) scaled by parameters, KV bytes, HBM
-    bandwidth (decode terms) and FP16 FLOPs (prefill terms), with the rule in ``source``.
-    A user file at ``path`` overrides the coefficients (and ``kv_capacity_tokens``) it gives
-    for the most specific matching row; shapes it has no row for keep the built-in values.
-    ProfileError when the model is unknown without a size in its name, the shape cannot
-    hold the model, or the user file is invalid.
+
+def is_scaled(spec: ModelSpec, gpu: str, gpus: int, engine: str) -> bool:
+    """Whether the profile of this shape is scaled rather than composed from/fitted to
+    measurements of its GPU (and, for ``vidur``, its model)."""
+    from sim.serving.compose import MEASURED_GPUS
+
+    if spec.note:
+        return True
+    if engine == VIDUR:
+        return (spec.name, gpu, gpus) not in _builtin_entries()
+    return gpu not in MEASURED_GPUS
+
+
+def get_profile(model: str | ModelSpec, gpu: str, gpus: int, *,
+                gpu_memory_utilization: float = 0.9, path: str | None = None,
+                engine: str | None = None) -> Profile:
+    """The profile of ``model`` on ``gpus`` x ``gpu`` for a serving ``engine``.
+
+    ``engine`` is a preset of :func:`sim.serving.compose.engines` (default ``vllm-0.14``):
+    coefficients fitted to iteration times composed from measured operators
+    (:func:`sim.serving.compose.composed_coefficients`), for any model shape; on a GPU
+    outside the measured set they are scaled from the nearest measured GPU (``scaled``).
+    ``engine="vidur"`` gives the Vidur-fitted profiles of earlier versions: an exact built-in
+    entry, else the nearest entry scaled by parameters, KV bytes, HBM bandwidth and FP16
+    FLOPs (the rule is in ``source``). A user file at ``path`` overrides the coefficients
+    (and ``kv_capacity_tokens``) it gives for the most specific matching row; shapes it has
+    no row for keep the built-in values. ProfileError when the model is unknown without a
+    size in its name, the engine is unknown, the shape cannot hold the model, or the user
+    file is invalid.
     """
+    from sim.serving.compose import DEFAULT_ENGINE, composed_coefficients, engine_preset
+
+    engine = engine or DEFAULT_ENGINE
     spec = model if isinstance(model, ModelSpec) else resolve_model(model)
     gpu_c = canonical_gpu(gpu)
     if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1:
         raise ProfileError(f"GPUs per worker must be an integer >= 1, got {gpus!r}")
-    exact = _builtin_entries().get((spec.name, gpu_c, gpus))
-    if exact is not None and not spec.note:
-        coefs, source = _coefs_of(exact), str(exact["source"])
+    if engine == VIDUR:
+        exact = _builtin_entries().get((spec.name, gpu_c, gpus))
+        if exact is not None and not spec.note:
+            coefs, source = _coefs_of(exact), str(exact["source"])
+        else:
+            coefs, source = _scaled(spec, gpu_c, gpus)
+        if spec.is_encoder:
+            coefs, source = _as_encoder(coefs, source)
     else:
-        coefs, source = _scaled(spec, gpu_c, gpus)
-    if spec.is_encoder:
-        coefs, source = _as_encoder(coefs, source)
+        engine_preset(engine)  # unknown names: a clear error before any work
+        coefs, source = composed_coefficients(spec, gpu_c, gpus, engine)
+        coefs = dict(coefs)
+        if spec.is_encoder:
+            for k in ("decode_base_s", "decode_per_seq_s", "decode_per_ctx_token_s"):
+                coefs[k] = 0.0
+            source += "; encoder: one pass per batch (embed terms)"
+        if spec.note:
+            source += f"; {spec.note}"
+    scaled = is_scaled(spec, gpu_c, gpus, engine)
     kv_override: int | None = None
     if path is not None:
         p = Path(path)
@@ -352,6 +389,7 @@ def get_profile(model: str | ModelSpec, gpu: str, gpus: int, *,
         if row is not None:
             given = [k for k in COEFFICIENTS if k in row]
             coefs.update({k: float(row[k]) for k in given})
+            scaled = scaled and len(given) < len(COEFFICIENTS)
             kv_override = row.get("kv_capacity_tokens")
             label = str(row.get("source", f"user profile {p}"))
             source = label if len(given) == len(COEFFICIENTS) else (
@@ -363,5 +401,5 @@ def get_profile(model: str | ModelSpec, gpu: str, gpus: int, *,
     else:
         kv = kv_capacity_tokens(spec, gpu_c, gpus, gpu_memory_utilization)
     return Profile(model=spec.name, gpu=gpu_c, gpus=gpus, kv_capacity_tokens=kv,
-                   source=source, **coefs)
+                   source=source, scaled=scaled, **coefs)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from sim.api.schema import Int
 from sim.section import Section
@@ -23,9 +23,26 @@ class ServingSpec(Section):
     )
     profile: str = Field(
         default="builtin",
-        description="Performance profiles: builtin or a path to a CSV/YAML profile.",
+        description="Performance profiles: builtin (composed from measured operators for "
+        "serving.engine), vidur (the Vidur-fitted profiles of earlier versions) or a path to a "
+        "CSV/YAML profile (e.g. written by sim calibrate).",
     )
-    max_batch: Int = Field(default=256, ge=1, description="Most requests a worker runs at once.")
+    engine: Literal["vllm-0.14", "vllm-0.24", "eager-2024"] = Field(
+        default="vllm-0.14",
+        description="Serving engine preset of the builtin profiles: vllm-0.14 (CUDA graphs), "
+        "vllm-0.24 (H100 tables), eager-2024 (no CUDA graphs, 2024 host overheads); "
+        "docs/profiles.md.",
+    )
+    model_config_json: str | None = Field(
+        default=None,
+        description="Path to a Hugging Face config.json describing the model (any dense or "
+        "MoE transformer); overrides the built-in architecture table. Scenario files may "
+        "spell it model_config (pydantic reserves that attribute name).",
+    )
+    max_batch: Int = Field(
+        default=256, ge=1,
+        description="Most requests a worker runs at once (vLLM's max_num_seqs, default 256).",
+    )
     max_model_len: Int | None = Field(
         default=None,
         ge=0,
@@ -48,6 +65,17 @@ class ServingSpec(Section):
     cv: float = Field(
         default=1.0, ge=0, description="Coefficient of variation of the lognormal service time."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_config_spelling(cls, data: Any) -> Any:
+        """Accept the issue-style key ``model_config`` for ``model_config_json`` in files."""
+        if isinstance(data, dict) and "model_config" in data:
+            data = dict(data)
+            if "model_config_json" in data:
+                raise ValueError("give model_config or model_config_json, not both")
+            data["model_config_json"] = data.pop("model_config")
+        return data
 
     def resolved_kind(self, inf_type: str) -> str:
         """The service model to use: ``kind``, or llm/embedding from ``inf_type`` when auto."""

@@ -1,0 +1,277 @@
+"""The gateway: arrivals, admission, one FIFO queue, dispatch to workers and queue timeouts.
+
+DESIGN §5 (Gateway): a request is dispatched when a ready worker has a free batch slot and
+KV-cache room, to the least-loaded such worker; requests wait while no worker can take them
+(also at zero workers); a request waiting longer than ``gateway.request_timeout_s`` fails
+with reason ``timeout``. With ``throughput_cap: admission`` a token bucket on output tokens
+rejects what exceeds ``max_throughput_rate``. Every request ends completed, failed (with a
+reason) or in flight; the gateway also feeds each request's latency to the autoscaler's
+window (:mod:`sim.engine.window`).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from sim.engine.record import (
+    COMPLETED,
+    FAIL_PREEMPTED,
+    FAIL_REJECTED,
+    FAIL_TIMEOUT,
+    FAIL_TOO_LARGE,
+    FAILED,
+)
+
+if TYPE_CHECKING:
+    from sim.engine.clock import Clock
+    from sim.engine.requests import RequestState
+    from sim.engine.window import LatencyWindow
+
+
+def admission_enforced(deployment: Any, autoscaler: Any) -> bool:
+    """Whether ``max_throughput_rate`` is enforced by admission control at the gateway."""
+    return (
+        autoscaler.throughput_cap == "admission"
+        and float(deployment.max_throughput_rate or 0) > 0
+    )
+
+
+class Gateway:
+    """The deployment's front door: queue, dispatch and timeouts over the request columns.
+
+    ``ready`` is the pool's list of ready workers (shared, never rebound); ``resolve(k)`` is
+    called when ``k`` requests reach a final state.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        reqs: RequestState,
+        window: LatencyWindow,
+        *,
+        deployment: Any,
+        gateway: Any,
+        autoscaler: Any,
+        metric: str,
+        ready: list[Any],
+        resolve: Callable[[int], None],
+        progress: Callable[[float], None] | None = None,
+    ) -> None:
+        self.clock = clock
+        self.env = clock.env
+        self.reqs = reqs
+        self.window = window
+        self.ready = ready
+        self.resolve = resolve
+        self.progress = progress
+        self.n = reqs.n
+        self.arrival = reqs.arrival
+        self.metric = metric
+        # Each metric enters the autoscaler's window when it becomes known: the queueing delay
+        # at dispatch, TTFT at the first token (the engine's first_token), E2E at completion.
+        self.observe_queue = metric == "queue"
+        self.observe_ttft = metric == "ttft"
+        self.observe_e2e = metric not in ("queue", "ttft")
+        self.embedding = deployment.inf_type == "embedding"
+        self.timeout_s = float(gateway.request_timeout_s)
+        tcap = float(deployment.max_throughput_rate or 0)
+        self.admission_rate = tcap if admission_enforced(deployment, autoscaler) else 0.0
+        self.bucket = self.bucket_depth = self.admission_rate * float(gateway.admission_burst_s)
+        self._bucket_t = 0.0
+
+        self.queue: deque[int] = deque()
+        self.requeued_at: dict[int, float] = {}  # queue re-entry time of preempted requests
+        self.queue_area = 0.0
+        self.queue_max = 0
+        self._q_last_t = 0.0
+        self.next_arrival = 0
+        self.last_arrival_t = float("-inf")
+        self.last_departure_t = float("-inf")  # latest completion or failure
+        self.running = 0
+
+    def start(self) -> None:
+        """Schedule the first arrival."""
+        if self.n:
+            self.clock.schedule(self.arrival[0], self._on_arrival)
+
+    # -- arrivals --------------------------------------------------------------------------------
+    def _on_arrival(self, _e: Any) -> None:
+        rid = self.next_arrival
+        self.next_arrival = rid + 1
+        t = self.env._now
+        self.last_arrival_t = t
+        if rid + 1 < self.n:
+            self.clock.schedule(self.arrival[rid + 1] - t, self._on_arrival)
+        too_long = self.reqs.too_long
+        if too_long is not None and too_long[rid]:
+            self.fail(rid, t, FAIL_TOO_LARGE)
+            return
+        if self.admission_rate and not self._admit(rid, t):
+            self.fail(rid, t, FAIL_REJECTED)
+            return
+        q = self.queue
+        self.queue_area_to(t)
+        q.append(rid)
+        if len(q) == 1:  # otherwise the head is blocked and nothing has freed up
+            self.dispatch()
+        elif len(q) > self.queue_max:
+            self.queue_max = len(q)
+        if self.progress is not None and not rid % 4096:
+            self.progress(t)
+
+    def queue_area_to(self, t: float) -> None:
+        """Integrate the gateway queue length up to ``t`` (before the queue changes)."""
+        self.queue_area += len(self.queue) * (t - self._q_last_t)
+        self._q_last_t = t
+
+    def _admit(self, rid: int, t: float) -> bool:
+        """Token bucket on output tokens at ``max_throughput_rate`` (``throughput_cap: admission``)."""
+        self.bucket = min(
+            self.bucket_depth, self.bucket + (t - self._bucket_t) * self.admission_rate
+        )
+        self._bucket_t = t
+        # Output tokens for LLMs; an embedding request's cost is its input tokens.
+        need = self.reqs.prompt[rid] if self.embedding else self.reqs.output[rid]
+        if need > self.bucket:
+            return False
+        self.bucket -= need
+        return True
+
+    # -- dispatch ----------------------------------------------------------------------------------
+    def dispatch(self) -> None:
+        """Send queued requests, head first, to the least-loaded ready worker that takes them."""
+        q = self.queue
+        t = self.env._now
+        self.queue_area_to(t)
+        arrival = self.arrival
+        ready = self.ready
+        reqs = self.reqs
+        while q:
+            rid = q[0]
+            if t - arrival[rid] > self.timeout_s and self._expired(rid, t):
+                q.popleft()
+                self._expire(rid, t)
+                continue
+            # Least-loaded ready worker that can take the head request; the least-loaded
+            # one almost always can, so test admission only there before scanning all.
+            best = None
+            best_load = 1 << 30
+            for w in ready:
+                load = w.service.load
+                if load < best_load:
+                    best, best_load = w, load
+            if best is not None and not best.service.can_accept(rid):
+                best, best_load = None, 1 << 30
+                for w in ready:
+                    svc = w.service
+                    if svc.load < best_load and svc.can_accept(rid):
+                        best, best_load = w, svc.load
+            if best is None:
+                if ready and not any(w.service.fits_ever(rid) for w in ready):
+                    q.popleft()
+                    self.fail(rid, t, FAIL_TOO_LARGE)
+                    continue
+                return
+            q.popleft()
+            reqs.dispatch_t[rid] = t
+            reqs.worker_of[rid] = best.wid
+            self.running += 1
+            if self.observe_queue:
+                self.window.add(t, t - arrival[rid])
+            best.service.accept(rid)
+
+    # -- timeouts ------------------------------------------------------------------------------------
+    def _expired(self, rid: int, t: float) -> bool:
+        """Whether ``rid`` has waited longer than the timeout since it (re-)entered the queue."""
+        return t - self.requeued_at.get(rid, self.arrival[rid]) > self.timeout_s
+
+    def _expire(self, rid: int, t: float) -> None:
+        """Request ``rid`` timed out in the queue; it failed when its wait hit the limit."""
+        fail_t = self.requeued_at.get(rid, self.arrival[rid]) + self.timeout_s
+        # The queue area counted it until now; it left at fail_t.
+        self.queue_area -= t - fail_t
+        self.fail(rid, fail_t, FAIL_TIMEOUT)
+
+    def expire_queue(self, t: float) -> None:
+        """Fail every queued request whose wait exceeded the timeout by ``t``."""
+        q = self.queue
+        self.queue_area_to(t)
+        while q and self._expired(q[0], t):
+            self._expire(q.popleft(), t)
+        if q and self.requeued_at and q[0] in self.requeued_at:
+            # Requeued requests sit at the head with an earlier arrival but a later queue
+            # entry: requests behind them may have expired while the head has not.
+            keep: deque[int] = deque()
+            for rid in q:
+                if self._expired(rid, t):
+                    self._expire(rid, t)
+                else:
+                    keep.append(rid)
+            self.queue = keep
+
+    # -- final states ------------------------------------------------------------------------------
+    def fail(self, rid: int, t: float, reason: int) -> None:
+        """Request ``rid`` failed at ``t`` with ``reason`` (a ``FAIL_*`` code)."""
+        reqs = self.reqs
+        reqs.status[rid] = FAILED
+        reqs.fail_reason[rid] = reason
+        reqs.done_t[rid] = t
+        if reason not in (FAIL_REJECTED, FAIL_TOO_LARGE) and not self._observed(rid):
+            # A request that waited and failed before its metric was known counts in the
+            # autoscaler's window with its time to failure; one rejected on arrival never
+            # entered the system (its 0 s would only hide the overload that caused it).
+            self.window.add(t, t - self.arrival[rid])
+        if t > self.last_departure_t:
+            self.last_departure_t = t
+        self.resolve(1)
+
+    def _observed(self, rid: int) -> bool:
+        """Whether ``rid``'s metric already entered the window (TTFT or queue delay known)."""
+        if self.observe_ttft:
+            return self.reqs.first_t[rid] == self.reqs.first_t[rid]  # not NaN
+        if self.observe_queue:
+            return self.reqs.dispatch_t[rid] == self.reqs.dispatch_t[rid]
+        return False
+
+    def idle_since(self) -> float:
+        """Start of the current idle spell: nothing waiting or in flight and no arrival since
+        (KEDA HTTP add-on and Knative count in-flight requests); +inf while busy."""
+        if self.queue or self.running:
+            return float("inf")
+        return max(self.last_arrival_t, self.last_departure_t, 0.0)
+
+    def completed(self, rids: list[int], tc: float) -> None:
+        """Requests ``rids`` completed at ``tc`` (as the gateway sees it, after the round trip)."""
+        reqs = self.reqs
+        done_t, status = reqs.done_t, reqs.status
+        for rid in rids:
+            done_t[rid] = tc
+            status[rid] = COMPLETED
+        if self.observe_e2e:  # E2E is known at completion (docs/metrics.md, window rule)
+            add, arrival = self.window.add, self.arrival
+            for rid in rids:
+                add(tc, tc - arrival[rid])
+        self.running -= len(rids)
+        self.last_departure_t = tc
+
+    def take_back(self, lost: list[int], t: float, *, fail: bool) -> None:
+        """Requests lost on a preempted worker: fail them, or put them back at the queue head
+        in their original arrival order (``on_preempt: retry``)."""
+        self.running -= len(lost)
+        reqs = self.reqs
+        requeue = []
+        for rid in lost:
+            if fail:
+                self.fail(rid, t, FAIL_PREEMPTED)
+            else:
+                reqs.retries[rid] += 1
+                reqs.first_t[rid] = float("nan")
+                reqs.dispatch_t[rid] = float("nan")
+                self.requeued_at[rid] = t
+                requeue.append(rid)
+        if requeue:
+            self.queue_area_to(t)
+            self.queue.extendleft(sorted(requeue, reverse=True))
+            self.queue_max = max(self.queue_max, len(self.queue))
