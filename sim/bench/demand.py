@@ -65,7 +65,7 @@ def work_s(scenario: Any, workload: Any) -> np.ndarray:
 
 
 def bound_work_s(scenario: Any, workload: Any) -> float:
-    """Worker-seconds no schedule can go below: per request its prefill (a·isl + c·isl²) and
+    """Worker-seconds of the scale-up shape no schedule can go below: per request its prefill (a·isl + c·isl²) and
     each decode step's own share at the largest batch (base / max_batch + per-sequence +
     per-context-token × its own context, isl + (osl − 1) / 2 on average over its steps).
 
@@ -73,7 +73,10 @@ def bound_work_s(scenario: Any, workload: Any) -> float:
     at least this sum over the requests it serves; the shared per-iteration prefill base is left
     out, so the sum stays a lower bound. Queueing models: mean_s / max_batch per request.
     """
-    profile = worker_profile(scenario)
+    return _bound_work_s(worker_profile(scenario), scenario, workload)
+
+
+def _bound_work_s(profile: Any, scenario: Any, workload: Any) -> float:
     isl = workload.prompt_tokens.astype(np.float64)
     osl = workload.output_tokens.astype(np.float64)
     mb = int(scenario.serving.max_batch)
@@ -199,3 +202,28 @@ def worker_offers(scenario: Any, buckets: int, bucket_s: float) -> list[Offer]:
                                       tr.capacity_at_many(starts + bucket_s - 1e-6))
             offers.append(Offer("spot", spot.price_per_hour_usd, cap))
     return offers
+
+
+def bound_cost_usd(scenario: Any, workload: Any) -> tuple[float, float, float]:
+    """(USD, worker-hours, USD per worker-hour) of the cheapest way to do the work: the least,
+    over the initial shape and the scale-up shape (each at its cheapest price, spot when
+    allowed), of :func:`bound_work_s` on that shape's profile × that price."""
+    from sim.fleet.model import FleetModel
+    from sim.rng import Streams
+
+    fleet = FleetModel(scenario, Streams(0))
+    dep = scenario.deployment
+    best = (math.inf, math.nan, math.nan)
+    for initial in (True, False):
+        shapes = [fleet.place(dep, initial=initial, on_demand_workers=0, peek=True,
+                              allow_spot=False)]
+        if dep.allow_spot_instances:
+            shapes.append(fleet.place(dep, initial=initial, on_demand_workers=1 << 20, peek=True))
+        for shape in shapes:
+            if shape is None:
+                continue
+            hours = _bound_work_s(shape.profile, scenario, workload) / 3600.0
+            cost = hours * shape.price_per_hour_usd
+            if cost < best[0]:
+                best = (cost, hours, shape.price_per_hour_usd)
+    return best
