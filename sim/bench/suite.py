@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from sim.executor import Runner
 from sim.metrics.stats import mean_ci95
+from sim.replicate import raise_failure
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -182,20 +184,14 @@ def build_jobs(suite: Suite, policies: Sequence[str] | None = None,
     return jobs, bases
 
 
-def _map(pool: Executor | None, jobs: Sequence[Job], tick: Callable[[], None],
+def _map(runner: Runner, jobs: Sequence[Job], tick: Callable[[], None],
          ) -> list[dict[str, Any]]:
-    """Run ``jobs`` (in ``pool`` when given), in order."""
-    outs = []
-    if pool is None:
-        for j in jobs:
-            outs.append(_run(j))
-            tick()
-        return outs
-    futs = [pool.submit(_run, j) for j in jobs]
-    for f in futs:
-        outs.append(f.result())
-        tick()
-    return outs
+    """Run ``jobs`` through the shared executor layer, in order; a failing run raises its
+    error once the others have finished."""
+    results = runner.map(_run, list(jobs), on_result=lambda _i, _out: tick())
+    for out in results:
+        raise_failure(out)
+    return [out.value for out in results if out.value is not None]
 
 
 def _best(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -233,15 +229,14 @@ def run_suite(suite: Suite, *, workers: int = 1, policies: Sequence[str] | None 
         if progress:
             progress(done, total)
 
-    own = executor is None and workers > 1
-    pool: Executor | None = executor or (ProcessPoolExecutor(workers) if own else None)
     yard: list[dict[str, Any]] = []
     settings: dict[tuple[str, str], str] = {}
-    try:
-        outs = _map(pool, jobs, tick)
+    # The shared executor layer: this process, a pool (workers > 1) or a given executor.
+    with Runner(workers, executor=executor) as runner:
+        outs = _map(runner, jobs, tick)
         all_jobs = list(jobs)
         if sweep_jobs:
-            sweep_outs = _map(pool, sweep_jobs, tick)
+            sweep_outs = _map(runner, sweep_jobs, tick)
             best_jobs: list[Job] = []
             picks: list[dict[str, Any]] = []
             for label, (_base, util, bs) in bases.items():
@@ -257,19 +252,16 @@ def run_suite(suite: Suite, *, workers: int = 1, policies: Sequence[str] | None 
                         (_load(bs, policy, util, {knob: v}), seed, label, f"{policy} tuned")
                         for seed in suite.seeds[1:])
             outs += picks
-            outs += _map(pool, best_jobs, tick)
+            outs += _map(runner, best_jobs, tick)
             all_jobs += best_jobs
-        for label, (base, util, _bs) in bases.items():
-            sc = base.model_copy(update={"autoscaler": base.autoscaler.model_copy(
-                update={"params": {"utilisation": util}})})
-            for seed in suite.seeds:
-                y = _yardsticks(sc, seed)
-                y["scenario"] = label
-                yard.append(y)
-                tick()
-    finally:
-        if own and pool is not None:
-            pool.shutdown()
+    for label, (base, util, _bs) in bases.items():
+        sc = base.model_copy(update={"autoscaler": base.autoscaler.model_copy(
+            update={"params": {"utilisation": util}})})
+        for seed in suite.seeds:
+            y = _yardsticks(sc, seed)
+            y["scenario"] = label
+            yard.append(y)
+            tick()
     runs = pd.DataFrame([o["row"] for o in outs])
     runs["setting"] = [settings.get((str(r.scenario), str(r.policy)), "defaults")
                        for r in runs.itertuples()]
