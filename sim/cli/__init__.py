@@ -10,7 +10,17 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sim.cli import bench, deploy, export, profile, run, sensitivity, trace, validate
+from sim.cli import (
+    bench,
+    calibrate,
+    deploy,
+    export,
+    profile,
+    run,
+    sensitivity,
+    trace,
+    validate,
+)
 from sim.cli.common import headline as _headline
 from sim.errors import SimError
 
@@ -19,7 +29,7 @@ __all__ = ["COMMANDS", "EXIT_BAD_INPUT", "_headline", "build_parser", "main"]
 EXIT_BAD_INPUT = 2
 
 #: The subcommand modules, in the order ``sim --help`` lists them.
-COMMANDS = (run, validate, profile, sensitivity, trace, bench, export, deploy)
+COMMANDS = (run, validate, profile, calibrate, sensitivity, trace, bench, export, deploy)
 
 
 def build_parser() -> argparse.ArgumentParser:
