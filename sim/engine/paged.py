@@ -217,13 +217,65 @@ class PagedLlmService:
         decode = self._a + self._per_seq * b + self._c * kv_i
         first = decode
         waiting = self.waiting
-        if self.prefilling or waiting:
+        if self.prefilling:
             first += self._plan_prefills(i, t, b, kv_i, decode)
             b = self.b
-            if not b and not self.prefilling:
-                return  # idle (a waiting request always fits an empty worker)
-        elif not b:
-            return  # idle
+        elif waiting:
+            # Common case first: whole prompts that fit the budget and the cache join now
+            # (no chunking); anything else goes through the general planner.
+            prompt = self.host.prompt
+            need = self.need
+            room = cap - kv_i
+            budget = self.budget - b
+            slots = self.max_batch - b
+            pf = 0.0
+            joined: list[int] = []
+            pf1, pf2 = self._pf1, self._pf2
+            while waiting and slots > 0:
+                rid = waiting[0]
+                n = need[rid] if need and rid in need else prompt[rid]
+                if n > budget or n > room:
+                    if budget < n <= room or budget <= room < n:
+                        # Too long for what is left of the budget: its first chunk runs
+                        # now, the rest in the next iterations (it ends the budget).
+                        c = budget
+                        if c > 0:
+                            waiting.popleft()
+                            self.wait_need -= n
+                            self.prefilling.append(rid)
+                            self.done[rid] = c
+                            self.pf_kv += c
+                            pf += pf1 * c + pf2 * c * c
+                    break
+                waiting.popleft()
+                self.wait_need -= n
+                pf += pf1 * n + pf2 * n * n
+                budget -= n
+                room -= n
+                slots -= 1
+                joined.append(rid)
+            if pf:
+                first += self._pf0 + pf
+            if joined:
+                t_first = t + first
+                host = self.host
+                run = self.run
+                output = host.output
+                out_left = self.out_left
+                for rid in joined:
+                    n = need.pop(rid) if need and rid in need else prompt[rid]
+                    if out_left and rid in out_left:
+                        fin = i + out_left.pop(rid) - 1
+                    else:
+                        fin = i + output[rid] - 1
+                        host.first_token(rid, t_first)
+                    run[rid] = (fin, i, n)
+                    heapq.heappush(heap, (fin, rid))
+                    self.sum_p += n
+                    self.sum_j += i
+                b = self.b = b + len(joined)
+        if not b and not self.prefilling:
+            return  # idle (a waiting request always fits an empty worker)
         self.seg_t, self.seg_it, self.seg_first = t, i, first
         kv_next = self.sum_p + b * (i + 1) - self.sum_j
         self.seg_d1 = self._a + self._per_seq * b + self._c * kv_next
