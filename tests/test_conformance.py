@@ -67,6 +67,7 @@ def run(
     serving: dict[str, Any] | None = None,
     request_timeout_s: float = 1e6,
     extra: dict[str, Any] | None = None,
+    tokens: list[tuple[int, int]] | None = None,
     **autoscaler: Any,
 ) -> Result:
     """Simulate a one-deployment scenario with the given arrivals (s) and knobs; return the Result.
@@ -75,9 +76,13 @@ def run(
     scenario's ``autoscaler:`` section (timeout_semantics, statistic, metric, max_workers, ...);
     ``extra`` is deep-merged into the scenario mapping last.
     """
+    # The cases below were derived with the window holding finished requests only; the
+    # default (count_waiting: true) has its own cases, which pass it explicitly.
+    autoscaler.setdefault("count_waiting", False)
     csv = tmp_path / "trace.csv"
     lines = ["arrival_s,prompt_tokens,output_tokens"]
-    lines += [f"{a!r},100,50" for a in arrivals]
+    toks = tokens or [(100, 50)] * len(arrivals)
+    lines += [f"{a!r},{p},{o}" for a, (p, o) in zip(arrivals, toks, strict=True)]
     csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
     workload: dict[str, Any] = {"kind": "trace", "path": str(csv), "format": "csv"}
     if arrivals[0] > 0:  # the loader starts the trace at t = 0; shift it back
@@ -284,7 +289,7 @@ def test_burst_quiet_cooldown(tmp_path: Path) -> None:
     # (cooldown); 30 -> up (N=3); 40 cooldown; 50 and 60: cooldown over but N = max_workers.
     # Workers requested at 10 and 30 are ready at 55.5 and 75.5.
     # Down needs ready > max(min_workers, 1) = 1 and t - last action (either way: the
-    # scale-up at 30) >= D: 70, 80 blocked; 90 -> down ("no request finished in window" counts
+    # scale-up at 30) >= D: 70, 80 blocked; 90 -> down ("window empty, nothing waiting" counts
     # as below lower); then 100..140 blocked; 150 -> down (S = 4 < 4.5); ready = 1 after that.
     result = run(tmp_path, BURST, **BURST_KNOBS)
     up_cd, down_cd = "blocked: scale-up cooldown", "blocked: scale-down cooldown"
@@ -296,7 +301,7 @@ def test_burst_quiet_cooldown(tmp_path: Path) -> None:
         + blocked([40], up_cd, 3)
         + blocked([50, 60], "blocked: max_workers", 3)
         + blocked([70, 80], down_cd, 3)
-        + [(90.0, "scale_down", -1, 3, "no request finished in window")]
+        + [(90.0, "scale_down", -1, 3, "window empty, nothing waiting")]
         + blocked(ticks(100, 140), down_cd, 2)
         + [(150.0, "scale_down", -1, 2, "S=4s<lower=4.5s")],
     )
@@ -321,7 +326,7 @@ def test_burst_quiet_sustained(tmp_path: Path) -> None:
         + [(50.0, "scale_up", 1, 2, "S=40s>upper=5s")]
         + blocked([60], up_ns, 3)
         + blocked(ticks(80, 130), down_ns, 3)
-        + [(140.0, "scale_down", -1, 3, "no request finished in window")]
+        + [(140.0, "scale_down", -1, 3, "window empty, nothing waiting")]
         + blocked(ticks(150, 190), down_ns, 2)
         + [(200.0, "scale_down", -1, 2, "S=4s<lower=4.5s")],
     )
@@ -351,7 +356,7 @@ def test_burst_quiet_stabilization(tmp_path: Path) -> None:
         + blocked(ticks(70, 110), down_sw, 3)
         + [(120.0, "scale_down", -1, 3, "S=4s<lower=4.5s")]
         + blocked(ticks(130, 170), down_sw, 2)
-        + [(180.0, "scale_down", -1, 2, "no request finished in window")],
+        + [(180.0, "scale_down", -1, 2, "window empty, nothing waiting")],
     )
 
 
@@ -429,7 +434,10 @@ def test_metric_ttft_vs_e2e_llm(tmp_path: Path) -> None:
             max_workers=1, metric=metric, serving=serving,
         )
         req = res.requests
-        done = req[(req.completion_s > 40.0 - 20) & (req.completion_s <= 40.0)]
+        # Each metric enters the window when it is known: TTFT at the first token, E2E at
+        # completion.
+        seen_at = req.first_token_s if metric == "ttft" else req.completion_s
+        done = req[(seen_at > 40.0 - 20) & (seen_at <= 40.0)]
         assert len(done) > 5
         col = "ttft_s" if metric == "ttft" else "e2e_s"
         seen[metric] = statistic_at(res, 40.0)
@@ -484,53 +492,61 @@ def test_stuck_queue_without_count_waiting(tmp_path: Path) -> None:
 
 
 def test_scale_from_and_to_zero(tmp_path: Path) -> None:
-    """min_workers 0, Z=60, U=1000: from_zero at 40 and 130, to_zero at 100 and 190."""
+    """min_workers 0, Z=60, U=1000: from_zero at 40 and 130, to_zero at 120 and 210."""
     # N = 0 from the start. Request at 35.5 -> the next tick, 40, requests one worker (ready
-    # 9.5 s later, at 49.5; the request finishes at 51.5). Last arrival 35.5 + Z = 95.5 ->
-    # drain all at the first tick >= 95.5: 100. Request at 125.5 -> from_zero at 130 even
-    # though the last scale-up (40) is only 90 s < U = 1000 ago; to_zero at the first tick
-    # >= 185.5: 190. In between S = 16 (one finish) is inside [1, 30] and one ready worker is
-    # not > max(min_workers, 1): no other decision.
+    # 9.5 s later, at 49.5; the request finishes at 51.5). Idle (nothing waiting or in flight)
+    # from 51.5; + Z = 111.5 -> drain all at the first tick >= 111.5: 120. Request at 125.5 ->
+    # from_zero at 130 even though the last scale-up (40) is only 90 s < U = 1000 ago; ready
+    # 139.5, done 141.5; to_zero at the first tick >= 201.5: 210. In between S = 16 (one
+    # finish) is inside [1, 30] and one ready worker is not > max(min_workers, 1).
     result = run(
-        tmp_path, [35.5, 125.5], horizon=195.0, min_workers=0, service_s=2.0, upper=30,
+        tmp_path, [35.5, 125.5], horizon=215.0, min_workers=0, service_s=2.0, upper=30,
         lower=1, up=1000, down=1000, to_zero=60, cold_s=(5.0, 4.5),
     )
     assert_timeline(
         result,
         [
             (40.0, "from_zero", 1, 0, "waiting at N=0"),
-            (100.0, "to_zero", -1, 1, "no arrival"),
+            (120.0, "to_zero", -1, 1, "idle for"),
             (130.0, "from_zero", 1, 0, "waiting at N=0"),
-            (190.0, "to_zero", -1, 1, "no arrival"),
+            (210.0, "to_zero", -1, 1, "idle for"),
         ],
     )
     w = result.workers
     assert w.requested_s.tolist() == [40.0, 130.0]
     assert w.ready_s.tolist() == [49.5, 139.5]
-    assert w.drain_s.tolist() == [100.0, 190.0]
+    assert w.drain_s.tolist() == [120.0, 210.0]
 
 
-@pytest.mark.parametrize(("to_zero", "expected"), [(64, 100.0), (65, 110.0)])
-def test_scale_to_zero_boundary(tmp_path: Path, to_zero: int, expected: float) -> None:
-    """Last arrival 36.0: Z=64 drains at 100 (100 - 36 = 64 >= Z counts), Z=65 at 110."""
-    # "No request has arrived in the last Z" holds at t when t - last arrival >= Z; the first
-    # tick with 36 + Z <= t is 100 for Z = 64 (equality) and 110 for Z = 65.
+@pytest.mark.parametrize(
+    ("idle_from", "service_s", "to_zero", "expected"),
+    [("arrival", 2.0, 64, 100.0), ("arrival", 2.0, 65, 110.0),
+     ("done", 2.5, 68, 120.0), ("done", 2.5, 69, 130.0)],
+)
+def test_scale_to_zero_boundary(
+    tmp_path: Path, idle_from: str, service_s: float, to_zero: int, expected: float
+) -> None:
+    """Idle since 36.0 (last arrival) or 52.0 (last finish): t - since >= Z counts, so Z=64 drains at 100, 65 at 110 (arrival); 68 at 120, 69 at 130 (done)."""
+    # Arrival 36.0, from_zero at 40, ready 49.5, done at 49.5 + s. idle_from: arrival times
+    # from 36.0 (first tick with 36 + Z <= t: 100 for Z = 64, equality; 110 for 65);
+    # idle_from: done from the finish at 52.0 (s = 2.5): 120 for Z = 68, 130 for 69.
     result = run(
-        tmp_path, [36.0], horizon=115.0, min_workers=0, service_s=2.0, upper=30, lower=1,
-        up=1000, down=1000, to_zero=to_zero, cold_s=(5.0, 4.5),
+        tmp_path, [36.0], horizon=135.0, min_workers=0, service_s=service_s, upper=30, lower=1,
+        up=1000, down=1000, to_zero=to_zero, cold_s=(5.0, 4.5), idle_from=idle_from,
     )
+    why = "no arrival" if idle_from == "arrival" else "idle for"
     assert_timeline(
         result,
-        [(40.0, "from_zero", 1, 0, "waiting at N=0"), (expected, "to_zero", -1, 1, "no arrival")],
+        [(40.0, "from_zero", 1, 0, "waiting at N=0"), (expected, "to_zero", -1, 1, why)],
     )
 
 
 def test_scale_to_zero_drains_all(tmp_path: Path) -> None:
-    """Two workers, min_workers 0 after an update at 1: to_zero drains both at 80 = first tick >= 12.5 + 60."""
+    """Two workers, min_workers 0 after an update at 1: to_zero drains both at 80 = first tick >= 14.5 + 60."""
     # min_workers 2 (both ready at 0); the update at 1.0 sets min_workers 0 (not immediate).
     # Requests at 5.5 and 12.5 (s = 2, latency 2 inside [1, 30]; W = 300 keeps them in the
-    # window, so no scale-down is wanted). Last arrival 12.5 + Z = 72.5 -> to_zero at the
-    # first tick >= 72.5, 80, drains both (delta -N).
+    # window, so no scale-down is wanted). Idle from the last finish 14.5; + Z = 74.5 ->
+    # to_zero at the first tick >= 74.5, 80, drains both (delta -N).
     result = run(
         tmp_path, [5.5, 12.5], horizon=95.0, min_workers=2, service_s=2.0, upper=30, lower=1,
         window=300, up=1000, down=1000, to_zero=60,
@@ -538,7 +554,7 @@ def test_scale_to_zero_drains_all(tmp_path: Path) -> None:
     )
     assert_timeline(
         result,
-        [(1.0, "update", 0, 2, "PUT body applied"), (80.0, "to_zero", -2, 2, "no arrival")],
+        [(1.0, "update", 0, 2, "PUT body applied"), (80.0, "to_zero", -2, 2, "idle for")],
     )
     assert result.workers.drain_s.tolist() == [80.0, 80.0]
 
@@ -666,7 +682,7 @@ def test_immediate_scale_down_resets_timers(tmp_path: Path) -> None:
             (110.5, "update", 0, 2, "PUT body applied"),
         ]
         + blocked(ticks(120, 160), "blocked: scale-down cooldown", 2)
-        + [(170.0, "scale_down", -1, 2, "no request finished in window")],
+        + [(170.0, "scale_down", -1, 2, "window empty, nothing waiting")],
     )
     assert "imidiate" not in rows(result)[1][4]
     w = result.workers
@@ -729,7 +745,7 @@ def test_first_scale_down_counts_creation_as_an_action(tmp_path: Path) -> None:
         result,
         [(1.0, "update", 0, 2, "PUT body applied")]
         + blocked([40, 50], "blocked: scale-down cooldown", 2)
-        + [(60.0, "scale_down", -1, 2, "no request finished in window")],
+        + [(60.0, "scale_down", -1, 2, "window empty, nothing waiting")],
     )
 
 
@@ -787,3 +803,93 @@ def test_decisions_csv_columns(tmp_path: Path) -> None:
     back = pd.read_csv(out)
     assert back.time_s.tolist() == [110.0]
     assert np.isclose(back.statistic.iloc[0], 100.0)
+
+
+# --- 6. overload and idleness (the window is no signal while requests wait) -------------------------
+
+LLM_8B = {"model": "meta-llama/Llama-3.1-8B-Instruct"}
+
+
+def _llm_run(tmp_path: Path, arrivals: list[float], tokens: list[tuple[int, int]], **kw: Any) -> Result:
+    """``run`` with the continuous-batching LLM service of Llama-3.1-8B on 1xA100."""
+    extra = kw.pop("extra", {})
+    return run(
+        tmp_path, arrivals, tokens=tokens, serving={"kind": "llm", "max_batch": kw.pop("max_batch", 256)},
+        extra=_merge({"deployment": LLM_8B}, extra), **kw,
+    )
+
+
+OVERLOAD = [float(i) + 0.5 for i in range(30)]  # 30 requests at 1/s, 500 tokens in, 8,000 out
+
+
+@pytest.mark.parametrize("count_waiting", [False, True])
+def test_no_scale_down_while_requests_wait(tmp_path: Path, count_waiting: bool) -> None:
+    """3 workers x batch 4 under 30 long generations, floor lowered to 1 at 1 s: no drain while any request waits; latencies equal a fixed fleet of 3."""
+    # 12 requests run, 18 wait. The old reading drained at 60 and 120 ("no request finished in
+    # window") and TTFT p95 was ~450-510 s. Right: while anything waits, no scale-down, so
+    # with max_workers 3 every request is served exactly as by a fixed fleet of three, and the
+    # only scale-downs come after the queue empties.
+    knobs: dict[str, Any] = {
+        "horizon": 2000.0, "min_workers": 3, "upper": 4, "lower": 1, "window": 60,
+        "up": 60, "down": 60, "max_batch": 4, "max_workers": 3,
+    }
+    tokens = [(500, 8000)] * 30
+    res = _llm_run(
+        tmp_path, OVERLOAD, tokens, count_waiting=count_waiting,
+        updates=[{"at_s": 1.0, "body": {"initial_worker_config": {"min_workers": 1}}}], **knobs,
+    )
+    fixed = _llm_run(tmp_path, OVERLOAD, tokens, policy="fixed", **knobs)
+    assert res.summary["requests"]["completed"] == 30
+    cols = ["dispatch_s", "first_token_s", "completion_s", "worker"]
+    pd.testing.assert_frame_equal(res.requests[cols], fixed.requests[cols])
+    assert res.summary["ttft_s"]["p95"] == fixed.summary["ttft_s"]["p95"]
+    last_dispatch = float(res.requests.dispatch_s.max())
+    downs = res.decisions[res.decisions.delta < 0]
+    assert len(downs) == 2 and (downs.time_s > last_dispatch).all()
+    waiting = res.decisions[res.decisions.reason == "blocked: requests waiting"]
+    assert (waiting.time_s < last_dispatch + 10).all()
+    if not count_waiting:  # the window holds fast TTFTs (< lower) while 18 requests wait
+        assert len(waiting) > 0
+
+
+def test_ttft_enters_the_window_at_the_first_token(tmp_path: Path) -> None:
+    """metric ttft: one 6,000-token generation at 0.5 is seen at the first tick after its first token (not at completion)."""
+    # The request's first token comes within a second (prefill of 100 tokens); it completes
+    # ~90 s later. upper 0.001 and max_workers 1 log S at every tick with a sample: the first
+    # logged tick is 10 with S = its TTFT, long before completion.
+    res = _llm_run(
+        tmp_path, [0.5], [(100, 6000)], horizon=200.0, upper=0.001, lower=0.0005,
+        window=300, max_workers=1,
+    )
+    req = res.requests.iloc[0]
+    assert req.first_token_s < 10.0 < req.completion_s - 60
+    d = res.decisions
+    assert d.time_s.iloc[0] == 10.0
+    assert statistic_at(res, 10.0) == pytest.approx(req.first_token_s - req.arrival_s)
+
+
+def test_scale_to_zero_waits_for_in_flight(tmp_path: Path) -> None:
+    """min_workers 0 (update at 1), Z=60: a 6,000-token generation from 130 and a request at 200 are served by the warm worker; zero is reached at the first tick >= last finish + Z."""
+    # Old reading (idle = no arrival for Z): drain at 190 while the generation still runs,
+    # and the 200 s request waits for a fresh cold start (TTFT ~122 s, 2 cold starts). Right
+    # (KEDA HTTP add-on, Knative): idle only once nothing waits or runs, so the worker serves
+    # the 200 s request at once and is drained at the first tick >= its last finish + 60.
+    # Short requests every 30 s from 0.5 keep the worker busy enough (idle spells < Z) until
+    # the long generation arrives at 130.5.
+    arrivals = [0.5, 30.5, 60.5, 90.5, 120.5, 130.5, 200.5]
+    tokens = [(500, 100)] * 5 + [(500, 6000), (500, 100)]
+    res = _llm_run(
+        tmp_path, arrivals, tokens, horizon=400.0, upper=30,
+        lower=0.001, up=1000, down=1000, to_zero=60, cold_s=(60.0, 60.0),
+        updates=[{"at_s": 1.0, "body": {"initial_worker_config": {"min_workers": 0}}}],
+    )
+    req = res.requests
+    last_done = float(req.completion_s.max())
+    assert last_done > 200.5  # the generation is still running when the next request arrives
+    assert float(req.ttft_s.iloc[-1]) < 1.0  # served at once by the warm worker
+    to_zero = math.ceil((last_done + 60) / 10) * 10
+    assert_timeline(
+        res, [(1.0, "update", 0, 1, "PUT body applied"), (to_zero, "to_zero", -1, 1, "idle for")]
+    )
+    assert res.summary["workers"]["cold_starts"] == 0
+    assert len(res.workers) == 1

@@ -127,6 +127,7 @@ class ControlLoop:
             addable=addable, addable_limit=limit, price_per_hour_usd=pool.price_now(),
             arrived_total=arrived, prompt_tokens_arrived=gw.reqs.cum_prompt[arrived],
             output_tokens_arrived=gw.reqs.cum_output[arrived],
+            idle_since_s=gw.idle_since(),
         )
         d = self.policy.decide(obs)
         self._apply(d, obs)

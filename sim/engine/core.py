@@ -186,7 +186,10 @@ class Engine:
     def first_token(self, rid: int, t: float) -> None:
         """Record the first token of ``rid``."""
         reqs = self.reqs
-        reqs.first_t[rid] = t + self.pool.workers[reqs.worker_of[rid]].rtt_s
+        tf = t + self.pool.workers[reqs.worker_of[rid]].rtt_s
+        reqs.first_t[rid] = tf
+        if self.gateway.observe_ttft:  # TTFT is known at the first token, not at completion
+            self.window.add(tf, tf - reqs.arrival[rid])
 
     def completed(self, worker_id: int, rids: list[int], t: float) -> None:
         """Requests finished on a worker: record them and refill the worker from the queue."""

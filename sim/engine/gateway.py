@@ -69,6 +69,11 @@ class Gateway:
         self.n = reqs.n
         self.arrival = reqs.arrival
         self.metric = metric
+        # Each metric enters the autoscaler's window when it becomes known: the queueing delay
+        # at dispatch, TTFT at the first token (the engine's first_token), E2E at completion.
+        self.observe_queue = metric == "queue"
+        self.observe_ttft = metric == "ttft"
+        self.observe_e2e = metric not in ("queue", "ttft")
         self.embedding = deployment.inf_type == "embedding"
         self.timeout_s = float(gateway.request_timeout_s)
         tcap = float(deployment.max_throughput_rate or 0)
@@ -83,6 +88,7 @@ class Gateway:
         self._q_last_t = 0.0
         self.next_arrival = 0
         self.last_arrival_t = float("-inf")
+        self.last_departure_t = float("-inf")  # latest completion or failure
         self.running = 0
 
     def start(self) -> None:
@@ -172,6 +178,8 @@ class Gateway:
             reqs.dispatch_t[rid] = t
             reqs.worker_of[rid] = best.wid
             self.running += 1
+            if self.observe_queue:
+                self.window.add(t, t - arrival[rid])
             best.service.accept(rid)
 
     # -- timeouts ------------------------------------------------------------------------------------
@@ -210,31 +218,43 @@ class Gateway:
         reqs.status[rid] = FAILED
         reqs.fail_reason[rid] = reason
         reqs.done_t[rid] = t
-        if reason not in (FAIL_REJECTED, FAIL_TOO_LARGE):
-            # A request that waited and failed counts in the autoscaler's window with its time
-            # to failure; one rejected on arrival never entered the system (its 0 s would
-            # only hide the overload that caused it).
+        if reason not in (FAIL_REJECTED, FAIL_TOO_LARGE) and not self._observed(rid):
+            # A request that waited and failed before its metric was known counts in the
+            # autoscaler's window with its time to failure; one rejected on arrival never
+            # entered the system (its 0 s would only hide the overload that caused it).
             self.window.add(t, t - self.arrival[rid])
+        if t > self.last_departure_t:
+            self.last_departure_t = t
         self.resolve(1)
+
+    def _observed(self, rid: int) -> bool:
+        """Whether ``rid``'s metric already entered the window (TTFT or queue delay known)."""
+        if self.observe_ttft:
+            return self.reqs.first_t[rid] == self.reqs.first_t[rid]  # not NaN
+        if self.observe_queue:
+            return self.reqs.dispatch_t[rid] == self.reqs.dispatch_t[rid]
+        return False
+
+    def idle_since(self) -> float:
+        """Start of the current idle spell: nothing waiting or in flight and no arrival since
+        (KEDA HTTP add-on and Knative count in-flight requests); +inf while busy."""
+        if self.queue or self.running:
+            return float("inf")
+        return max(self.last_arrival_t, self.last_departure_t, 0.0)
 
     def completed(self, rids: list[int], tc: float) -> None:
         """Requests ``rids`` completed at ``tc`` (as the gateway sees it, after the round trip)."""
         reqs = self.reqs
-        done_t, status, arrival = reqs.done_t, reqs.status, self.arrival
-        # The autoscaler's latency metric of each request, from the column it is based on.
-        start = {"ttft": reqs.first_t, "queue": reqs.dispatch_t}.get(self.metric)
-        window = self.window
-        win_t, win_v = window.win_t, window.win_v
-        total = 0.0
+        done_t, status = reqs.done_t, reqs.status
         for rid in rids:
             done_t[rid] = tc
             status[rid] = COMPLETED
-            v = (tc if start is None else start[rid]) - arrival[rid]
-            win_t.append(tc)
-            win_v.append(v)
-            total += v
-        window.win_sum += total
+        if self.observe_e2e:  # E2E is known at completion (docs/metrics.md, window rule)
+            add, arrival = self.window.add, self.arrival
+            for rid in rids:
+                add(tc, tc - arrival[rid])
         self.running -= len(rids)
+        self.last_departure_t = tc
 
     def take_back(self, lost: list[int], t: float, *, fail: bool) -> None:
         """Requests lost on a preempted worker: fail them, or put them back at the queue head

@@ -2,7 +2,10 @@
 
 A ring of (time observed, value) pairs with a running sum, so the mean over
 (t - window, t] costs amortised O(1) per tick; percentiles sort only what is in the window
-(DESIGN §7). Which latency each request contributes, and when, is the gateway's business
+(DESIGN §7). Observations may be announced before their time (a continuous-batching worker
+knows at the start of an iteration when its joiners' first tokens come out) or after it (a
+queue timeout found at the next tick): they wait in a heap and enter the ring in time order
+once the clock reaches them, so a tick never sees a latency from its future. Which latency each request contributes, and when, is the gateway's business
 (``docs/metrics.md``); the window only keeps what it is given.
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Sequence
+from heapq import heappop, heappush
 
 import numpy as np
 
@@ -25,12 +29,11 @@ class LatencyWindow:
         self.win_t: deque[float] = deque()
         self.win_v: deque[float] = deque()
         self.win_sum = 0.0
+        self._pending: list[tuple[float, float]] = []  # (t, v) heap, not yet in the ring
 
     def add(self, t: float, v: float) -> None:
-        """Observe value ``v`` (seconds) at time ``t``."""
-        self.win_t.append(t)
-        self.win_v.append(v)
-        self.win_sum += v
+        """Observe value ``v`` (seconds) at time ``t`` (which may be ahead of the clock)."""
+        heappush(self._pending, (t, v))
 
     def statistic(
         self, t: float, window: float, waiting: Sequence[float] = ()
@@ -42,6 +45,13 @@ class LatencyWindow:
         """
         wt, wv = self.win_t, self.win_v
         cutoff = t - window
+        pending = self._pending
+        while pending and pending[0][0] <= t:
+            ti, v = heappop(pending)
+            if ti > cutoff:
+                wt.append(ti)
+                wv.append(v)
+                self.win_sum += v
         while wt and wt[0] <= cutoff:
             wt.popleft()
             self.win_sum -= wv.popleft()

@@ -39,6 +39,9 @@ class Observation:
     arrived_total: int = 0  # requests that arrived in [0, t]
     prompt_tokens_arrived: int = 0  # their prompt tokens
     output_tokens_arrived: int = 0  # their output tokens (as the trace gives them)
+    # Start of the current idle spell: no request waiting or in flight since then and none
+    # arrived (the KEDA HTTP add-on / Knative reading of idle); +inf while busy.
+    idle_since_s: float = 0.0
 
     @property
     def in_flight(self) -> int:

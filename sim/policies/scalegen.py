@@ -38,6 +38,7 @@ class ScalegenParams:
     timeout_semantics: str = "cooldown"
     scale_up_step: int = 1
     scale_down_step: int = 1
+    idle_from: str = "done"
 
     @classmethod
     def from_deployment(cls, deployment: Any, autoscaler: Any) -> ScalegenParams:
@@ -53,6 +54,7 @@ class ScalegenParams:
             timeout_semantics=autoscaler.timeout_semantics,
             scale_up_step=int(autoscaler.scale_up_step),
             scale_down_step=int(autoscaler.scale_down_step),
+            idle_from=str(getattr(autoscaler, "idle_from", "done")),
         )
 
 
@@ -115,30 +117,42 @@ class ScalegenPolicy:
             if obs.addable <= 0:
                 return Decision("none", 0, f"blocked: {obs.addable_limit}", s)
             return self._acted(Decision("from_zero", 1, f"{obs.queue_len} waiting at N=0", s), t)
-        if (
-            p.min_workers == 0
-            and n > 0
-            and obs.queue_len == 0
-            and t - max(obs.last_arrival_s, 0.0) >= p.to_zero_timeout_s
-        ):
-            idle = t - max(obs.last_arrival_s, 0.0)
-            return self._acted(
-                Decision("to_zero", -n, f"no arrival for {idle:.0f}s>={p.to_zero_timeout_s:.0f}s", s),
-                t,
-            )
+        if p.min_workers == 0 and n > 0 and obs.queue_len == 0:
+            # Idle means nothing waiting or in flight (KEDA HTTP add-on counts pending
+            # requests, Knative in-flight ones); idle_from: arrival times from the last arrival.
+            if p.idle_from == "arrival":
+                since, what = max(obs.last_arrival_s, 0.0), "no arrival"
+            else:
+                since, what = obs.idle_since_s, "idle"
+            if t - since >= p.to_zero_timeout_s:
+                return self._acted(
+                    Decision("to_zero", -n, f"{what} for {t - since:.0f}s"
+                             f">={p.to_zero_timeout_s:.0f}s", s),
+                    t,
+                )
 
         if n == 0:
             return NO_OP  # at zero with nothing waiting: only an arrival brings a worker back
         # S is NaN when the window holds no sample: nothing finished and (with count_waiting)
-        # nothing waits. That reads as "below the lower bound" (idle), never as "above upper".
+        # nothing waits. An empty window is no signal: never "above upper", and "below lower"
+        # (idle) only when nothing waits at the gateway either.
         no_sample = math.isnan(s)
         want_up = not no_sample and s > p.upper_s
         want_down = (no_sample or s < p.lower_s) and obs.ready > max(p.min_workers, 1)
+        # Capacity is never removed while requests queue (DESIGN §4 step 6), whatever the
+        # window holds: during overload the window may be empty or stale.
+        held = want_down and obs.queue_len > 0
+        if held:
+            want_down = False
         if p.timeout_semantics == "cooldown":
-            return self._cooldown(obs, want_up, want_down)
-        if p.timeout_semantics == "sustained":
-            return self._sustained(obs, want_up, want_down)
-        return self._stabilization(obs, want_up, want_down)
+            d = self._cooldown(obs, want_up, want_down)
+        elif p.timeout_semantics == "sustained":
+            d = self._sustained(obs, want_up, want_down)
+        else:
+            d = self._stabilization(obs, want_up, want_down)
+        if held and d is NO_OP:
+            return Decision("none", 0, "blocked: requests waiting", s)
+        return d
 
     # -- timeout semantics -------------------------------------------------------------------
     def _up(self, obs: Observation) -> Decision:
@@ -151,7 +165,7 @@ class ScalegenPolicy:
     def _down(self, obs: Observation) -> Decision:
         drop = min(self.p.scale_down_step, obs.ready - max(self.p.min_workers, 1))
         if math.isnan(obs.statistic):
-            why = "no request finished in window"
+            why = "window empty, nothing waiting"
         else:
             why = f"S={obs.statistic:.3g}s<lower={self.p.lower_s:g}s"
         return self._acted(Decision("scale_down", -drop, why, obs.statistic), obs.time_s)

@@ -28,8 +28,18 @@ class AutoscalerSpec(Section):
         default="mean", description="Statistic of the metric over the time window."
     )
     count_waiting: bool = Field(
-        default=False,
-        description="Also count the current age of waiting requests in the statistic.",
+        default=True,
+        description=(
+            "Also count the current age of waiting requests in the statistic (a lower bound "
+            "on their latency), so a stuck queue is seen before anything finishes."
+        ),
+    )
+    idle_from: Literal["done", "arrival"] = Field(
+        default="done",
+        description=(
+            "Scale to zero after scale_to_zero_timeout_sec idle, timed from the moment nothing "
+            "waits or runs (done; KEDA HTTP add-on, Knative) or from the last arrival (arrival)."
+        ),
     )
     timeout_semantics: Literal["cooldown", "sustained", "stabilization"] = Field(
         default="cooldown",
