@@ -424,7 +424,8 @@ def composed_coefficients(spec: ModelSpec, gpu: str, tp: int,
              "decode_per_ctx_token_s": per_ctx, "prefill_base_s": pf_base,
              "prefill_per_token_s": pf_tok, "prefill_per_token2_s": L * p2}
     # Embedding (encoder) batches: fitted the same way against encoder_batch_s.
-    toks = np.array([64, 256, 512, 1024, 2048, 4096, 8192, 16384], dtype=float)
+    # Batches of 512..16384 tokens: the sizes an embedding server runs under load.
+    toks = np.array([512, 1024, 2048, 4096, 8192, 16384], dtype=float)
     ye = np.array([c.encoder_batch_s(int(t), max(1, int(t) // 256)) for t in toks])
     e_base, e_tok = _nonneg_lsq(np.column_stack([np.ones_like(toks), toks]), ye, ye)
     coefs["embed_base_s"], coefs["embed_per_token_s"] = float(e_base), float(e_tok)
