@@ -56,10 +56,10 @@ def test_exact_data_give_back_the_coefficients() -> None:
 
 def _bench_json(tmp: Path, n: int, p: int, o: int) -> Path:
     """A vLLM bench-serve style result for a burst of n requests, from the simulator."""
-    sc = llm_scenario({"kind": "poisson", "rate_per_s": 1e9, "requests": n, "prompt_tokens": p,
+    sc = llm_scenario({"kind": "poisson", "rate_per_s": 1e6, "requests": n, "prompt_tokens": p,
                        "output_tokens": o},
                       serving={"max_batch": 256, "kv_admission": "reserve"},
-                      autoscaler={"policy": "fixed"}, gateway={"request_timeout_s": 1e9})
+                      autoscaler={"policy": "fixed"}, gateway={"request_timeout_s": 1e6})
     r = simulate(sc, seed=1).requests
     start = float(r["arrival_s"].min())
     ttft = (r["first_token_s"] - r["arrival_s"]).to_numpy()
