@@ -60,6 +60,13 @@ def headline(summary: dict[str, Any]) -> str:
     )
     if positive(wk.get("preemptions")):
         workers += f"  preemptions {wk['preemptions']}"
+    lines = []
+    shapes = wk.get("scale_up_shapes") or {}
+    if isinstance(shapes, dict) and shapes:
+        lines.append("shapes     after the initial fleet: " + ", ".join(
+            f"{num(n) if isinstance(n, int) else f(n, '')} x {k}" for k, n in shapes.items()
+        ))
+    lines += [f"placement  {p}" for p in summary.get("placement") or []]
     return "\n".join(
         [
             requests,
@@ -70,6 +77,7 @@ def headline(summary: dict[str, Any]) -> str:
             f"slo        {slo['metric']} <= {slo['threshold_s']}s: "
             + ("n/a" if att is None else f"{100 * att:.1f}% of requests"),
             workers,
+            *lines,
         ]
     )
 

@@ -1,7 +1,9 @@
 """Choosing the offer a new worker runs on: cheapest feasible offer, or the cheapest zone for a fixed shape.
 
-``use_same_gpus_when_scaling: false`` -> :func:`cheapest_offer` (any GPU type and listed
-instance that holds the model, in the allowed clouds and instance types, spot when allowed).
+``use_same_gpus_when_scaling: false`` -> :func:`ranked_offers` (any GPU type and listed
+instance that holds the model and meets the SLO alone, in the allowed clouds, spot when
+allowed, ranked by price per unit of rated throughput at the SLO);
+``instance_types`` -> :func:`cheapest_offer` (the cheapest per hour of those types).
 ``use_same_gpus_when_scaling: true`` -> :func:`shape_offer` (the initial GPU type x count,
 placed in the cheapest zone; a count no instance lists is priced by the catalog's shape rule).
 
@@ -12,6 +14,7 @@ zone and instance type in alphabetical order.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass, replace
@@ -21,6 +24,8 @@ from sim.fleet.catalog import Catalog, Offer, canonical_cloud, quote_in_zone
 from sim.hardware import canonical_gpu, gpu_spec
 
 Fits = Callable[[str, int], bool]
+# (gpu, gpus) -> (rated throughput at the SLO, or None when a lone request misses it; why)
+Rate = Callable[[str, int], tuple[float | None, str]]
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,56 @@ def cheapest_offer(
             source=catalog.source,
         )
     return min((c for o in feasible for c in _options(o, allow_spot)), key=ChosenOffer.sort_key)
+
+
+@dataclass(frozen=True)
+class RankedOffers:
+    """Offers by price per unit of rated throughput (best first), and the ones left out."""
+
+    ranked: list[tuple[ChosenOffer, float]]  # (choice, rated throughput), best first
+    infeasible: list[tuple[Offer, str]]  # hold the model but miss the SLO alone, with why
+    slo_met: bool = True  # False: no offer meets the SLO alone; ranked by hourly price instead
+
+    @staticmethod
+    def cost_per_unit(choice: ChosenOffer, rate: float) -> float:
+        """USD per hour per unit of rated throughput."""
+        return choice.usd_per_h / rate if rate > 0 else math.inf
+
+
+def ranked_offers(
+    catalog: Catalog,
+    *,
+    fits: Fits,
+    rate: Rate,
+    clouds: Sequence[str] = (),
+    allow_spot: bool,
+    exclude_zones: Set[str] = frozenset(),
+) -> RankedOffers:
+    """Listed offers that hold the model, ranked by USD/h per unit of ``rate`` (best first).
+
+    Offers whose ``rate`` is None (a lone request misses the SLO on them) are left out and
+    reported; when every offer is left out, they are ranked anyway (by their rate where one
+    was computed, else by hourly price), so a deployment whose SLO no offer meets still
+    scales. Ties break by :meth:`ChosenOffer.sort_key`.
+    """
+    pool = catalog.offers(clouds=clouds or None)
+    pool = tuple(o for o in pool if o.zone not in exclude_zones)
+    if not pool:
+        raise ConfigError(f"no offer{_scope(clouds, (), exclude_zones)}", source=catalog.source)
+    fitting = [o for o in pool if fits(o.gpu, o.gpus)]
+    if not fitting:
+        return RankedOffers([(cheapest_offer(
+            catalog, fits=fits, clouds=clouds, allow_spot=allow_spot, exclude_zones=exclude_zones,
+        ), 1.0)], [], slo_met=False)
+    rated = [(o, *rate(o.gpu, o.gpus)) for o in fitting]
+    feasible = [(o, r) for o, r, _ in rated if r is not None]
+    infeasible = [(o, why) for o, r, why in rated if r is None]
+    slo_met = bool(feasible)
+    if not slo_met:  # nothing meets the SLO alone: the best of the rest, by hourly price
+        feasible = [(o, 1.0) for o, _ in infeasible]
+    choices = [(c, r) for o, r in feasible for c in _options(o, allow_spot)]
+    choices.sort(key=lambda cr: (RankedOffers.cost_per_unit(*cr), *cr[0].sort_key()))
+    return RankedOffers(choices, infeasible, slo_met)
 
 
 def shape_offer(

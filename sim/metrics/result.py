@@ -273,6 +273,18 @@ def _slo_values(metric: str, req: RequestColumns) -> np.ndarray:
         return np.where(out > 1, (req.completion_s - req.first_token_s) / (out - 1), np.nan)
 
 
+def _scale_up_shapes(record: RunRecord) -> dict[str, int]:
+    """How many workers after the initial fleet ran on each shape ("1xA100 AWS on-demand")."""
+    counts: dict[str, int] = {}
+    for w in record.workers:
+        if w.initial or w.end_reason == "provision_failed":
+            continue
+        where = "on-prem" if w.on_prem else f"{w.cloud} {'spot' if w.spot else 'on-demand'}"
+        key = f"{w.gpus}x{w.gpu} {where}"
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
 def build_result(
     record: RunRecord,
     *,
@@ -440,7 +452,9 @@ def build_result(
             "scale_downs": scale_downs,
             "decisions_blocked": blocked,
             "total_started": len(record.workers),
+            "scale_up_shapes": _scale_up_shapes(record),
         },
+        "placement": [str(p) for p in getattr(record, "placement", [])],
         "queue": {
             "mean_len": json_float(record.queue_area / horizon) if horizon > 0 else None,
             "max_len": int(record.queue_max),

@@ -193,6 +193,13 @@ def render_report(result: Result, out_dir: str | Path = ".") -> str:
     lines += _headline(s)
     lines += ["", "![Latency CDF](latency_cdf.png)", "", "## Workers", ""]
     lines += _workers_section(result.workers)
+    shapes = s.get("workers", {}).get("scale_up_shapes") or {}
+    if shapes:
+        lines += ["", "Workers after the initial fleet, by shape: "
+                  + ", ".join(f"{n} × {k}" for k, n in shapes.items()) + "."]
+    placement = s.get("placement") or []
+    if placement:
+        lines += ["", *[f"- Placement: {p}" for p in placement]]
     lines += [
         "",
         "![Workers and queue over time](workers_queue.png)",
