@@ -103,9 +103,17 @@ def test_cost_split_sums_to_total_and_spot_is_cheaper() -> None:
         c = res.summary["cost"]
         assert c["on_demand_usd"] + c["spot_usd"] + c["on_prem_usd"] == pytest.approx(c["total_usd"])
     assert spot.summary["cost"]["total_usd"] < on_demand.summary["cost"]["total_usd"]
-    assert spot.summary["cost"]["spot_savings_usd"] > 0
+    # The saving is measured against the counterfactual: this very on-demand twin, same seed.
+    saved = on_demand.summary["cost"]["total_usd"] - spot.summary["cost"]["total_usd"]
+    assert spot.summary["cost"]["spot_savings_usd"] == pytest.approx(saved, rel=1e-12)
+    cf = spot.summary["spot_counterfactual"]
+    assert cf["cost_total_usd"] == on_demand.summary["cost"]["total_usd"]
+    assert cf["change"]["ttft_p95_s"] == pytest.approx(
+        spot.summary["ttft_s"]["p95"] - on_demand.summary["ttft_s"]["p95"]
+    )
+    assert "spot_counterfactual" not in on_demand.summary
     text = render_report(spot)
-    assert "## Spot" in text and "spot saved" in text
+    assert "## Spot" in text and "spot saved" in text and "spot off" in text
 
 
 def test_price_cap_never_exceeded() -> None:

@@ -354,6 +354,20 @@ class FleetModel:
             )
             if note not in self.notes:
                 self.notes.append(note)
+        rule = self.scenario.fleet.spot.zone_price
+        have = (
+            sorted({x.zone for x in self.catalog.offers(clouds=clouds or None)
+                    if x.gpu == o.gpu and x.spot_usd_per_h is not None})
+            if spot and rule not in ("cheapest", "median") else [rule]
+        )
+        if rule not in have:
+            raise ConfigError(
+                f"zone {rule!r} sells no spot {o.gpu} in {list(clouds) or 'any cloud'}; zones "
+                f"with a spot {o.gpu} price: {', '.join(have) or 'none'} (or cheapest | median)",
+                source=sc.source, field="fleet.spot.zone_price",
+            )
+        if chosen.spot:
+            self._note_spot_price(chosen)
         shape = WorkerShape(
             gpu=o.gpu, gpus=o.gpus, cloud=o.cloud, region=o.region, zone=o.zone,
             spot=chosen.spot, on_prem=False, price_per_hour_usd=float(chosen.usd_per_h),
@@ -366,6 +380,30 @@ class FleetModel:
         )
         self._shapes[key] = shape
         return shape
+
+    def _note_spot_price(self, chosen: ChosenOffer) -> None:
+        """State which zone and price sample a spot worker pays (console and report)."""
+        o = chosen.offer
+        base = chosen.derived_from or o
+        zones = sorted(
+            x.spot_usd_per_h for x in self.catalog.offers(clouds=[o.cloud])
+            if x.instance_type == base.instance_type and x.spot_usd_per_h is not None
+        )
+        rule = self.scenario.fleet.spot.zone_price
+        spread = ""
+        if len(zones) > 1:
+            mid = zones[(len(zones) - 1) // 2]
+            spread = (f" of {len(zones)} zones listing {base.instance_type} spot at "
+                      f"${zones[0]:.2f}-{zones[-1]:.2f}/h (median ${mid:.2f}/h)")
+        if self.market is not None:
+            spread += " (zones limited to the spot traces with capacity)"
+        text = (f"spot price: {o.gpus}x{o.gpu} {o.instance_type} in {o.zone} at "
+                f"${chosen.usd_per_h:.2f}/h (on-demand ${o.on_demand_usd_per_h:.2f}/h), the "
+                f"{'cheapest zone' if rule == 'cheapest' else 'median zone' if rule == 'median' else 'chosen zone'}"
+                f"{spread}; one price sample per zone from the catalog snapshot "
+                f"({self.catalog.source}), no price history (fleet.spot.zone_price picks the rule)")
+        if text not in self.placements:
+            self.placements.append(text)
 
     def _explain(self, ranked: RankedOffers) -> None:
         """Say once why heterogeneous scale-ups take this offer (console and report)."""
@@ -416,12 +454,13 @@ class FleetModel:
             if key[0] == "shape":
                 return shape_offer(
                     self.catalog, key[1], key[2], clouds=clouds, allow_spot=spot,
-                    exclude_zones=exclude,
+                    exclude_zones=exclude, spot_zone=self.scenario.fleet.spot.zone_price,
                 )
             ranked = ranked_offers(
                 self.catalog, fits=self._fits(deployment),
                 rate=lambda gpu, gpus: self.rating(deployment, gpu, gpus), clouds=clouds,
                 allow_spot=spot, exclude_zones=exclude,
+                spot_zone=self.scenario.fleet.spot.zone_price,
             )
             self._explain(ranked)
             return ranked.ranked[0][0]

@@ -54,6 +54,30 @@ def fits_memory(weights_gb: float, kv_min_gb: float = 0.0, utilization: float = 
     return fits
 
 
+def spot_zone_rule(choices: list[ChosenOffer], rule: str) -> list[ChosenOffer]:
+    """Keep the on-demand choices and, per instance type, the spot choice ``rule`` names.
+
+    ``cheapest`` keeps every spot zone (the cheapest wins later); ``median`` keeps the zone
+    at the median spot price of that instance type (the lower middle of an even count), so one
+    outlier zone does not decide the answer; any other value is a zone id and keeps only
+    that zone's spot price.
+    """
+    if rule == "cheapest":
+        return choices
+    out = [c for c in choices if not c.spot]
+    groups: dict[tuple[str, str], list[ChosenOffer]] = defaultdict(list)
+    for c in choices:
+        if c.spot:
+            groups[(c.offer.cloud, c.offer.instance_type)].append(c)
+    for group in groups.values():
+        if rule == "median":
+            ordered = sorted(group, key=ChosenOffer.sort_key)
+            out.append(ordered[(len(ordered) - 1) // 2])
+        else:
+            out.extend(c for c in group if c.offer.zone == rule)
+    return out
+
+
 def _options(offer: Offer, allow_spot: bool) -> list[ChosenOffer]:
     """The on-demand choice and, when allowed and priced, the spot choice of one offer."""
     out = [ChosenOffer(offer, False, offer.on_demand_usd_per_h)]
@@ -114,6 +138,7 @@ def ranked_offers(
     clouds: Sequence[str] = (),
     allow_spot: bool,
     exclude_zones: Set[str] = frozenset(),
+    spot_zone: str = "cheapest",
 ) -> RankedOffers:
     """Listed offers that hold the model, ranked by USD/h per unit of ``rate`` (best first).
 
@@ -137,7 +162,9 @@ def ranked_offers(
     slo_met = bool(feasible)
     if not slo_met:  # nothing meets the SLO alone: the best of the rest, by hourly price
         feasible = [(o, 1.0) for o, _ in infeasible]
-    choices = [(c, r) for o, r in feasible for c in _options(o, allow_spot)]
+    rates = {id(o): r for o, r in feasible}
+    kept = spot_zone_rule([c for o, _ in feasible for c in _options(o, allow_spot)], spot_zone)
+    choices = [(c, rates[id(c.offer)]) for c in kept]
     choices.sort(key=lambda cr: (RankedOffers.cost_per_unit(*cr), *cr[0].sort_key()))
     return RankedOffers(choices, infeasible, slo_met)
 
@@ -149,6 +176,7 @@ def shape_offer(
     clouds: Sequence[str] = (),
     allow_spot: bool = False,
     exclude_zones: Set[str] = frozenset(),
+    spot_zone: str = "cheapest",
 ) -> ChosenOffer:
     """The cheapest zone for a worker of exactly ``gpus`` x ``gpu`` in the allowed clouds.
 
@@ -177,7 +205,7 @@ def shape_offer(
             q = quote_in_zone(zrows, gpus, spot)
             if q is not None:
                 choices.append(_as_shape(q.base, gpus, spot, q.usd_per_h))
-    return min(choices, key=ChosenOffer.sort_key)
+    return min(spot_zone_rule(choices, spot_zone), key=ChosenOffer.sort_key)
 
 
 def _as_shape(base: Offer, gpus: int, spot: bool, usd_per_h: float) -> ChosenOffer:

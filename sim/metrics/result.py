@@ -433,7 +433,11 @@ def build_result(
             "on_demand_usd": on_demand_usd,
             "spot_usd": spot_usd,
             "on_prem_usd": on_prem_usd,
-            "spot_savings_usd": spot_savings,
+            # Filled by sim.run against the counterfactual run (spot off, same seed); null
+            # without it. The price discount is what the same spot workers would have cost
+            # on-demand for the same billed time (not a saving: the fleet would differ).
+            "spot_savings_usd": None,
+            "spot_price_discount_usd": spot_savings,
             "billing_granularity_s": float(billing_granularity_s),
         },
         "workers": {
