@@ -17,6 +17,7 @@ from sim.cli.common import (
     progress_bar,
     writing,
 )
+from sim.cli.trace import add_trace_options
 from sim.errors import ConfigError, SimError
 
 
@@ -67,6 +68,7 @@ def _check_run_options(args: argparse.Namespace) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``sim run``: simulate a scenario and write summary, tables, report and plots."""
+    from sim.cli.trace import trace_options
     from sim.io import write_result
     from sim.report import write_report
     from sim.rng import Streams
@@ -75,7 +77,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sim.workload import build_workload
 
     _check_run_options(args)
-    overrides = list(args.set or [])
+    overrides = list(args.set or []) + trace_options(args)
     if args.deployment:
         if not args.trace:
             raise SimError("sim run --deployment needs --trace FILE (the requests to replay)")
@@ -182,6 +184,7 @@ def register(sub: Any) -> None:
     run.add_argument("--trace-format", metavar="FMT", help="trace format (default: detected)")
     run.add_argument("--set", action="append", metavar="PATH=VALUE",
                      help="override a scenario field, e.g. deployment.autoscaling_config.time_window_sec=120")
+    add_trace_options(run)
     run.add_argument("--seed", type=int, help="random seed (default: sim.seed)")
     run.add_argument("--seeds", metavar="SPEC",
                      help="replications, e.g. 1-10 or 1,2,7: mean and 95%% CI of every figure")
