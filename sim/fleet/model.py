@@ -3,8 +3,9 @@
 Placement follows DESIGN §4: on-prem GPUs first when ``use_on_prem`` (cloud overflow only
 with ``use_cloudburst``); in the cloud, the configured GPU shape for the initial fleet and,
 with ``use_same_gpus_when_scaling``, for every scale-up — otherwise each new worker takes the
-cheapest feasible offer of the catalog (any GPU type and count that holds the model, in the
-allowed clouds, spot when allowed). Every random draw comes from its own named stream
+offer with the lowest price per unit of rated throughput at the SLO (any GPU type and count
+that holds the model and meets the SLO for a lone request, in the allowed clouds, spot when
+allowed; :meth:`FleetModel.rating`), and ``placements`` says why. Every random draw comes from its own named stream
 (``cold_start``, ``preemption``), so one sub-model never shifts another's numbers.
 """
 
