@@ -75,7 +75,7 @@ def test_export_curl_of_an_update_needs_the_id(scenario, tmp_path, capsys):
         (["--partial"], "--partial goes only with --current"),
         (["--id", "x"], "--id goes only with --format curl"),
         (["--set", "deployment.autoscaling_config.time_window_sec=0"], "--set: deployment.autoscaling_config.time_window_sec"),
-        (["--row", "3"], "--row applies to a sweep table only"),
+        (["--row", "3"], "--row and --point apply to a sweep only"),
     ],
 )
 def test_export_bad_input_is_one_line(scenario, capsys, extra, message):

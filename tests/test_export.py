@@ -18,11 +18,11 @@ from sim.api.export import (
     create_request,
     curl_command,
     expand_placeholders,
-    load_source,
     update_request,
     write_body,
 )
 from sim.api.schema import CreateBody, apply_update, parse_create, parse_update
+from sim.api.sources import load_source
 from sim.errors import ConfigError
 from sim.io import write_result
 from sim.run import simulate
@@ -209,57 +209,106 @@ def test_scenario_checks_run_on_export(tmp_path):
         load_source(scen)
 
 
-def sweep_table(tmp_path: Path) -> Path:
-    """A sweep folder: its base scenario and a table of three points (one failed)."""
-    write_yaml(tmp_path / "scenario.yaml", scenario_data())
-    frame = pd.DataFrame(
-        {
-            "deployment.autoscaling_config.time_window_sec": [60, 120, 240],
-            "deployment.initial_worker_config.min_workers": [0, 2, 1],
-            "autoscaler.decision_interval_s": [5, 10, 10],
-            "seed": [1, 1, 1],
-            "cost.per_hour_usd": [3.1, 7.9, float("nan")],
-            "sim.seed": [1, 1, 1],
-            "error": [None, None, "ConfigError: boom"],
-        },
-        index=pd.Index([10, 11, 12], name="point"),
-    )
-    path = tmp_path / "sweep.parquet"
-    frame.to_parquet(path)
-    return path
+def sweep_folder(tmp_path: Path, *, journal: bool = True) -> Path:
+    """A sweep folder as ``sim sweep`` writes it: base scenario, journal and table.
+
+    Three points on two seeds; point 1 is a worker-shape knob (its table value is not a
+    setting: the journal holds the expanded overrides); point 2 failed on both seeds; point 0
+    failed on one seed.
+    """
+    scenario = scenario_data()
+    (tmp_path / "scenario.json").write_text(json.dumps(scenario))
+    points = [
+        ({"deployment.autoscaling_config.time_window_sec": 60, "worker_shape": "A100x1"},
+         {"deployment.autoscaling_config.time_window_sec": 60,
+          "deployment.initial_worker_config.initial_workers_gpu": "A100",
+          "deployment.initial_worker_config.initial_workers_gpu_num": 1}),
+        ({"deployment.autoscaling_config.time_window_sec": 120, "worker_shape": "A100x2"},
+         {"deployment.autoscaling_config.time_window_sec": 120,
+          "deployment.initial_worker_config.initial_workers_gpu": "A100",
+          "deployment.initial_worker_config.initial_workers_gpu_num": 2,
+          "autoscaler.decision_interval_s": 5}),
+        ({"deployment.autoscaling_config.time_window_sec": 240, "worker_shape": "A100x1"},
+         {"deployment.autoscaling_config.time_window_sec": 240}),
+    ]
+    errors = {(0, 2): "RuntimeError: one seed", (2, 1): "ConfigError: boom", (2, 2): "ConfigError: boom"}
+    rows, lines = [], []
+    for i, (knobs, overrides) in enumerate(points):
+        for seed in (1, 2):
+            err = errors.get((i, seed))
+            rows.append({"point": i, "seed": seed, **knobs, "error": err,
+                         "cost.per_hour_usd": None if err else 3.0 + i})
+            lines.append(json.dumps({"key": f"{i}-{seed}", "point": i, "seed": seed,
+                                     "knobs": knobs, "overrides": overrides, "error": err}))
+    if journal:
+        # A killed sweep leaves a torn last line; it must be skipped.
+        (tmp_path / "points.jsonl").write_text("\n".join(lines) + '\n{"key": "x", "poi')
+    pd.DataFrame(rows).to_parquet(tmp_path / "sweep.parquet", index=True)
+    return tmp_path
 
 
-def test_export_a_sweep_row(tmp_path):
-    """The row's deployment knobs are set on the base scenario; other columns are ignored."""
-    table = sweep_table(tmp_path)
-    body = create_request(load_source(table, row=11).body)
+def test_export_a_sweep_point(tmp_path):
+    """The point's overrides from the journal (shape expanded) are set on the base scenario."""
+    folder = sweep_folder(tmp_path)
+    exported = load_source(folder, point=1)
+    assert exported.origin == "sweep point 1"
+    body = create_request(exported.body)
     assert_valid_create(body)
     assert body["autoscaling_config"]["time_window_sec"] == 120
-    assert body["initial_worker_config"]["min_workers"] == 2
-    # The folder works as well as the table, and a string index as typed on the CLI.
-    assert create_request(load_source(tmp_path, row="11").body) == body
+    assert body["initial_worker_config"]["initial_workers_gpu_num"] == 2
+    assert any("autoscaler.decision_interval_s" in w for w in exported.warnings)
+    # The same point by a row of the table (rows 2 and 3 are point 1), as typed on the CLI.
+    assert create_request(load_source(folder / "sweep.parquet", row="3").body) == body
+
+
+def test_a_point_that_failed_on_some_seeds_warns(tmp_path):
+    """Point 0 failed on one of its two seeds: exported, with a warning saying so."""
+    exported = load_source(sweep_folder(tmp_path), point="0")
+    assert any("failed on 1 of 2 seeds" in w for w in exported.warnings)
+
+
+def test_without_a_journal_the_columns_are_literal(tmp_path):
+    """With no journal, deployment.* columns are used as values and a warning says so."""
+    folder = sweep_folder(tmp_path, journal=False)
+    exported = load_source(folder, point=1)
+    assert create_request(exported.body)["autoscaling_config"]["time_window_sec"] == 120
+    assert any("taken as literal values" in w for w in exported.warnings)
 
 
 @pytest.mark.parametrize(
-    ("row", "message"),
-    [(None, "--row"), (3, "no row 3"), (12, "failed in the sweep")],
+    ("choice", "message"),
+    [
+        ({}, "--point N"),
+        ({"point": 1, "row": 1}, "--point N"),
+        ({"row": 30}, "no row 30"),
+        ({"point": 7}, "no point 7"),
+        ({"point": 2}, "sweep point 2 failed in the sweep"),
+        ({"row": 5}, "sweep row 5 failed in the sweep"),
+    ],
 )
-def test_sweep_row_errors(tmp_path, row, message):
-    """A missing or unknown row, or a failed point, is a clear error naming the table."""
-    table = sweep_table(tmp_path)
+def test_sweep_point_errors(tmp_path, choice, message):
+    """No choice, both, an unknown row or point, or a point that failed is a clear error."""
+    folder = sweep_folder(tmp_path)
     with pytest.raises(ConfigError, match=message) as info:
-        load_source(table, row=row)
-    assert str(table) in str(info.value)
+        load_source(folder / "sweep.parquet", **choice)
+    assert "sweep.parquet" in str(info.value)
 
 
 def test_sweep_without_its_scenario(tmp_path):
     """Without a base scenario next to the table, the error says to pass --scenario."""
-    table = sweep_table(tmp_path)
-    (tmp_path / "scenario.yaml").rename(tmp_path / "elsewhere.yaml")
+    folder = sweep_folder(tmp_path)
+    (folder / "scenario.json").rename(tmp_path / "elsewhere.json")
     with pytest.raises(ConfigError, match="--scenario"):
-        load_source(table, row=10)
-    body = create_request(load_source(table, row=10, scenario=tmp_path / "elsewhere.yaml").body)
-    assert body["initial_worker_config"]["min_workers"] == 0
+        load_source(folder, point=0)
+    body = create_request(load_source(folder, point=0, scenario=tmp_path / "elsewhere.json").body)
+    assert body["autoscaling_config"]["time_window_sec"] == 60
+
+
+def test_row_or_point_only_for_a_sweep(tmp_path):
+    """--row/--point on a scenario file is an error, not silently ignored."""
+    scen = write_yaml(tmp_path / "s.yaml", scenario_data())
+    with pytest.raises(ConfigError, match="apply to a sweep only"):
+        load_source(scen, point=1)
 
 
 @pytest.mark.parametrize("content", ['{"workload": {}}', "[1, 2]"])
@@ -450,3 +499,10 @@ def test_shipped_scenarios_export_valid_bodies():
     """Every scenario in scenarios/ exports a schema-valid create body."""
     for path in sorted((ROOT / "scenarios").glob("*.yaml")):
         assert_valid_create(create_request(load_source(path, check=False).body))
+
+
+def test_tune_without_a_winner(tmp_path):
+    """A tune folder without best.json says that no config met the constraints."""
+    (tmp_path / "tune.json").write_text("{}")
+    with pytest.raises(ConfigError, match="no best.json"):
+        load_source(tmp_path)

@@ -8,9 +8,8 @@ Three outputs, each validated by :mod:`sim.api.schema` before it is returned or 
   (the vendor's spelling) when the new ``min_workers`` floor is lower than the current one;
 - a ``curl`` line that sends either (:func:`curl_command`).
 
-Sources (:func:`load_source`): a run folder (its ``summary.json`` holds the resolved scenario),
-a sweep table (a Parquet file of knobs, one row per point, picked by its index), a tune result
-folder (``best.json``, a create body), a scenario file, or a create body file.
+Where the create body comes from (a run folder, a sweep point, a tune result, a scenario) is
+:mod:`sim.api.sources`.
 
 ``hf_token`` is never written: a body whose deployment has a token gets the placeholder
 ``${HF_TOKEN}`` (the variable name is configurable) and :mod:`sim.api.client` substitutes the
@@ -25,7 +24,7 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -45,15 +44,16 @@ __all__ = [
     "API_KEY_ENV",
     "BASE_URL_ENV",
     "TOKEN_ENV",
-    "Exported",
     "UpdatePlan",
     "create_body",
+    "apply_scenario_overrides",
     "create_request",
+    "deployment_body",
     "curl_command",
     "expand_placeholders",
-    "load_source",
     "placeholder",
     "update_request",
+    "with_placeholder",
     "write_body",
 ]
 
@@ -151,7 +151,7 @@ def _override_paths(items: Sequence[str] | Mapping[str, Any]) -> list[str]:
     return [_split_path(i)[0] for i in items]
 
 
-def _apply(
+def apply_scenario_overrides(
     data: Mapping[str, Any], overrides: Sequence[str] | Mapping[str, Any], override_source: str
 ) -> tuple[dict[str, Any], list[str]]:
     """(scenario-shaped ``data`` after ``overrides``, the overridden paths in scenario terms)."""
@@ -163,7 +163,7 @@ def _apply(
     return apply_overrides(data, items, source=override_source), _override_paths(items)
 
 
-def _body_of(
+def deployment_body(
     data: Mapping[str, Any], paths: Sequence[str], *, source: str, override_source: str
 ) -> CreateBody:
     """The ``deployment`` of scenario-shaped ``data`` validated as a create body.
@@ -189,7 +189,7 @@ def _body_of(
         raise ConfigError(exc.detail, source=blame, field=field_) from None
 
 
-def _with_placeholder(body: CreateBody, token_env: str) -> CreateBody:
+def with_placeholder(body: CreateBody, token_env: str) -> CreateBody:
     """The body with any ``hf_token`` replaced by the ``${TOKEN_ENV}`` placeholder."""
     if body.hf_token is None or body.hf_token.get_secret_value() == "":
         return body
@@ -206,7 +206,7 @@ def create_request(body: CreateBody, *, token_env: str = TOKEN_ENV) -> dict[str,
     Raises :class:`~sim.errors.ConfigError` if the dict does not validate back to the same body
     (it always should: this guards the export against a schema change).
     """
-    safe = _with_placeholder(body, token_env)
+    safe = with_placeholder(body, token_env)
     request = safe.to_request(mask_token=False)
     again = parse_create(request, source="export")
     if again.to_request(mask_token=False) != request:
@@ -235,8 +235,8 @@ def create_body(
     """
     data = _scenario_data(scenario)
     source = getattr(scenario, "source", None) or "scenario"
-    merged, paths = _apply(data, overrides, OVERRIDES_SOURCE)
-    body = _body_of(merged, paths, source=str(source), override_source=OVERRIDES_SOURCE)
+    merged, paths = apply_scenario_overrides(data, overrides, OVERRIDES_SOURCE)
+    body = deployment_body(merged, paths, source=str(source), override_source=OVERRIDES_SOURCE)
     return create_request(body, token_env=token_env)
 
 
@@ -423,210 +423,6 @@ def expand_placeholders(
                 )
             out["hf_token"] = value
     return out
-
-
-# --- sources -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Exported:
-    """A create body loaded from a source, with what was learned on the way.
-
-    ``body`` is validated (``hf_token`` already the placeholder); ``origin`` says where it came
-    from (``run folder``, ``sweep row 3``, ...); ``warnings`` are the scenario's own warnings
-    and notes about knobs that the API does not carry.
-    """
-
-    body: CreateBody
-    source: str
-    origin: str
-    warnings: tuple[str, ...] = field(default=())
-
-
-def _read(path: Path, source: str) -> dict[str, Any]:
-    from sim.io import read_yaml_or_json
-
-    try:
-        return read_yaml_or_json(path)
-    except ConfigError as exc:
-        raise ConfigError(exc.detail, source=exc.source or source, field=exc.field) from None
-
-
-def _scenario_checks(data: Mapping[str, Any], source: str, base_dir: Path) -> list[str]:
-    """Validate a whole scenario (model fits the GPU shape, ...); its warnings."""
-    from sim.scenario import scenario_from_dict, validate_scenario
-
-    scenario = scenario_from_dict(data, source=source, base_dir=base_dir)
-    return validate_scenario(scenario, source=source)
-
-
-def _sweep_row(
-    path: Path, row: Any, scenario: str | Path | None
-) -> tuple[dict[str, Any], dict[str, Any], Path, str]:
-    """(base scenario data, knob overrides, base dir, base source) of one row of a sweep table."""
-    import pandas as pd
-
-    try:
-        frame = pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several unrelated types for a bad file
-        raise ConfigError(f"cannot read the sweep table ({exc})", source=str(path)) from None
-    if row is None:
-        raise ConfigError(
-            "a sweep table holds many points: choose one with --row INDEX", source=str(path)
-        )
-    label: Any = row
-    if isinstance(row, str) and row.lstrip("-").isdigit():
-        label = int(row)
-    if label not in frame.index:
-        raise ConfigError(
-            f"no row {row!r} (the table's index runs over {len(frame)} rows: "
-            f"{frame.index.min()}..{frame.index.max()})",
-            source=str(path),
-            field="--row",
-        )
-    record = frame.loc[label]
-    if "error" in frame.columns:
-        err = record["error"]
-        if isinstance(err, str) and err:
-            raise ConfigError(
-                f"row {row} failed in the sweep ({err}): nothing was measured to export",
-                source=str(path),
-            )
-    knobs: dict[str, Any] = {}
-    for column in frame.columns:
-        if not str(column).startswith("deployment."):
-            continue
-        value = record[column]
-        if value is None or (isinstance(value, float) and value != value):
-            continue  # a knob not sampled at this point
-        knobs[str(column)] = value.item() if hasattr(value, "item") else value
-    if scenario is None:
-        found = [
-            path.parent / n
-            for n in ("scenario.yaml", "scenario.yml", "scenario.json")
-            if (path.parent / n).is_file()
-        ]
-        if not found:
-            raise ConfigError(
-                "the sweep's base scenario was not found next to the table "
-                "(scenario.yaml or scenario.json): pass it with --scenario FILE",
-                source=str(path),
-            )
-        scenario = found[0]
-    base = Path(scenario)
-    data = _read(base, str(base))
-    return data, knobs, base.parent, str(base)
-
-
-def load_source(
-    path: str | Path,
-    *,
-    row: Any = None,
-    scenario: str | Path | None = None,
-    overrides: Sequence[str] | Mapping[str, Any] = (),
-    override_source: str = "--set",
-    token_env: str = TOKEN_ENV,
-    check: bool = True,
-) -> Exported:
-    """The create body held by ``path``, after ``overrides`` (dotted, in scenario terms).
-
-    ``path`` is one of:
-
-    - a run folder (``sim run --out DIR``): the resolved scenario in ``DIR/summary.json``;
-    - a tune result folder: ``DIR/best.json`` (a create body);
-    - a sweep table (``.parquet``; or its folder with one table): the row whose index is
-      ``row``; its ``deployment.*`` columns are set on the base ``scenario`` (default:
-      ``scenario.yaml``/``.json`` next to the table); a row that failed is an error;
-    - a scenario file (YAML/JSON with ``deployment``), a ``summary.json``, or a create body.
-
-    With ``check`` (default), a scenario is validated whole (the worker shape must hold the
-    model, ...) and its warnings are returned. Raises :class:`~sim.errors.ConfigError` naming
-    the file and field on any bad input.
-    """
-    p = Path(path)
-    source = str(path)
-    if not p.exists():
-        raise ConfigError("not found (expected a run or tune folder, a sweep table, a scenario or a create body)", source=source)
-    data: dict[str, Any]
-    base_dir = p.parent
-    base_source = source
-    origin: str
-    knobs: dict[str, Any] = {}
-    if p.is_dir():
-        tables = sorted(p.glob("*.parquet"))
-        if (p / "summary.json").is_file():
-            summary = _read(p / "summary.json", str(p / "summary.json"))
-            data = summary.get("scenario") or {}
-            if "deployment" not in data:
-                raise ConfigError(
-                    "summary.json holds no resolved scenario (key 'scenario.deployment')",
-                    source=str(p / "summary.json"),
-                )
-            origin, base_source = "run folder", str(p / "summary.json")
-        elif (p / "best.json").is_file():
-            data = {"deployment": _read(p / "best.json", str(p / "best.json"))}
-            origin, base_source = "tune result", str(p / "best.json")
-        elif row is not None and len(tables) == 1:
-            return load_source(
-                tables[0], row=row, scenario=scenario, overrides=overrides,
-                override_source=override_source, token_env=token_env, check=check,
-            )
-        else:
-            hint = (
-                f"; it holds {len(tables)} tables: name one"
-                if len(tables) > 1
-                else ("; pass --row INDEX to export a sweep point" if tables else "")
-            )
-            raise ConfigError(
-                f"expected a run folder (summary.json), a tune result (best.json) or a sweep "
-                f"folder{hint}",
-                source=source,
-            )
-    elif p.suffix.lower() == ".parquet":
-        data, knobs, base_dir, base_source = _sweep_row(p, row, scenario)
-        origin = f"sweep row {row}"
-    else:
-        raw = _read(p, source)
-        if "deployment" in raw:
-            data, origin = raw, "scenario"
-        elif isinstance(raw.get("scenario"), Mapping) and "deployment" in raw["scenario"]:
-            data, origin = dict(raw["scenario"]), "run summary"
-        elif "model" in raw:
-            data, origin = {"deployment": raw}, "create body"
-        else:
-            raise ConfigError(
-                "expected a scenario (with 'deployment'), a run summary or a create body "
-                "(with 'model')",
-                source=source,
-            )
-    if row is not None and origin != f"sweep row {row}":
-        raise ConfigError("--row applies to a sweep table only", source=source)
-
-    if knobs:
-        # The sweep's knobs belong to the table: their errors blame it, not --set.
-        data, _ = _apply(data, knobs, source)
-    merged, paths = _apply(data, overrides, override_source)
-    body = _body_of(merged, paths, source=base_source, override_source=override_source)
-
-    warnings: list[str] = []
-    if check and "workload" in merged:
-        warnings.extend(_scenario_checks(merged, base_source, base_dir))
-    outside = [k for k in [*knobs, *paths] if not k.startswith("deployment.") and k != "deployment"]
-    if outside:
-        warnings.append(
-            "not part of the API body (simulator settings only): " + ", ".join(outside)
-        )
-    if data.get("updates"):
-        warnings.append(
-            "the scenario schedules updates: the export is the create body at t = 0 "
-            "(export each update with --format update --current)"
-        )
-    return Exported(
-        body=_with_placeholder(body, token_env),
-        source=base_source,
-        origin=origin,
-        warnings=tuple(warnings),
-    )
 
 
 # --- writing -------------------------------------------------------------------------------------

@@ -12,14 +12,15 @@ from sim.cli.common import SET_SOURCE, print_warnings, writing
 from sim.errors import ConfigError
 
 SOURCE_HELP = (
-    "a run folder (sim run --out), a tune result folder (best.json), a sweep table "
-    "(.parquet, with --row), a scenario file or a create-body JSON"
+    "a run folder (sim run --out), a tune result folder (best.json), a sweep folder or table "
+    "(with --point or --row), a scenario file or a create-body JSON"
 )
 
 
 def add_source_options(parser: argparse.ArgumentParser) -> None:
     """The options that pick the create body out of a source (shared with ``sim deploy``)."""
-    parser.add_argument("--row", metavar="INDEX", help="the sweep point to export (index of the sweep table)")
+    parser.add_argument("--point", metavar="N", help="the sweep point to export (its number in sweep.md and the table)")
+    parser.add_argument("--row", metavar="INDEX", help="or the row of the sweep table to export (its index)")
     parser.add_argument(
         "--scenario", metavar="FILE", help="base scenario of a sweep table (default: scenario.yaml/.json beside it)"
     )
@@ -35,11 +36,12 @@ def add_source_options(parser: argparse.ArgumentParser) -> None:
 
 def load_body(source: str, args: argparse.Namespace) -> Any:
     """The :class:`~sim.api.export.Exported` of ``source`` with the source options; warnings printed."""
-    from sim.api.export import load_source
+    from sim.api.sources import load_source
 
     exported = load_source(
         source,
         row=args.row,
+        point=args.point,
         scenario=args.scenario,
         overrides=list(args.set or []),
         override_source=SET_SOURCE,
@@ -69,7 +71,7 @@ def update_plan(new: Any, current: Any, where: str, args: argparse.Namespace) ->
 
 def load_current(path: str, args: argparse.Namespace) -> Any:
     """The create body of the running deployment, from any export source."""
-    from sim.api.export import load_source
+    from sim.api.sources import load_source
 
     return load_source(path, token_env=args.token_env, check=False).body
 
