@@ -680,7 +680,8 @@ def test_vllm_bench_result(tmp_path: Path, rate: object, last: float) -> None:
 
 def test_splitwise_and_length_csvs_are_detected(tmp_path: Path) -> None:
     """splitwise-sim CSVs load without a format; Vidur/ShareGPT length CSVs are token distributions (a clear error as a trace)."""
-    from sim.workload.traces import detect_format, load_trace as lt, read_token_pairs
+    from sim.workload.traces import detect_format, read_token_pairs
+    from sim.workload.traces import load_trace as lt
 
     sw = tmp_path / "splitwise.csv"
     sw.write_text("request_id,request_type,application_id,arrival_timestamp,batch_size,prompt_size,token_size\n"
