@@ -7,6 +7,7 @@ from typing import Any
 
 from sim.engine.core import Engine
 from sim.errors import ConfigError
+from sim.estimate import Limits, check_limits, estimate_built, estimate_spec
 from sim.fleet.model import FleetModel
 from sim.metrics import Result, build_result
 from sim.policies import build_policy
@@ -21,14 +22,18 @@ def simulate(
     *,
     progress: Callable[[float], None] | None = None,
     workload: Any = None,
+    limits: Limits | None = None,
 ) -> Result:
     """Simulate ``scenario`` once and return its :class:`~sim.metrics.Result`.
 
     ``seed`` overrides ``scenario.sim.seed``; the same seed gives bit-identical results.
     ``workload`` may be passed pre-built (e.g. to share one trace across many configs).
+    Before building the workload and again before simulating, the run's size is estimated
+    (:mod:`sim.estimate`) and a run beyond ``limits`` (default: 50M requests, 3/4 of physical
+    memory) raises :class:`~sim.errors.LimitError` with the estimate.
     """
     if not isinstance(scenario, Scenario):
-        raise TypeError(
+        raise ConfigError(
             f"simulate() takes a Scenario, not {type(scenario).__name__}: build one with "
             "sim.load_scenario(path) or sim.scenario_from_dict(data)"
         )
@@ -37,7 +42,9 @@ def simulate(
     seed = scenario.sim.seed if seed is None else seed
     streams = Streams(seed)
     if workload is None:
+        check_limits(estimate_spec(scenario), limits)
         workload = build_workload(scenario.workload, streams, scenario.base_dir)
+    check_limits(estimate_built(scenario, len(workload), workload_span(workload)), limits)
     policy = build_policy(scenario.deployment, scenario.autoscaler, source=scenario.source)
     bind = getattr(policy, "bind", None)
     if callable(bind):  # policies that read the profile (sla_planner) or the trace (hindsight)
@@ -95,3 +102,8 @@ def _spot_savings(result: Result, scenario: Scenario, seed: int, workload: Any) 
             "requests_failed": s["requests"]["failed"] - cf["requests"]["failed"],
         },
     }
+
+
+def workload_span(workload: Any) -> float:
+    """Seconds from t = 0 to the last arrival of a built workload (0 when empty)."""
+    return float(workload.arrival_s[-1]) if len(workload) else 0.0

@@ -38,6 +38,8 @@ def sample_tokens(
         else:
             mu, sigma = lognormal_params(dist.mean, dist.cv)
             out = np.rint(rng.lognormal(mu, sigma, n)).astype(np.int64)
+        if dist.max is not None:  # a cap, e.g. to fit the model's context: clipped, not redrawn
+            out = np.minimum(out, dist.max)
         # The spec promises at least one token per draw for lognormal lengths.
         minimum = max(minimum, 1)
     else:
