@@ -149,6 +149,7 @@ class FleetModel:
             prof = self._profiles[key] = get_profile(
                 spec, gpu, gpus, gpu_memory_utilization=sv.gpu_memory_utilization, path=path,
                 engine=VIDUR if sv.profile == VIDUR else sv.engine,
+                batched_tokens=sv.max_num_batched_tokens, max_seqs=sv.max_batch,
             )
             if prof.scaled:
                 self.notes.append(
