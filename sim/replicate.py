@@ -1,21 +1,25 @@
-"""Replications: the same scenario under several seeds, run alone or in a process pool.
+"""Replications: the same scenario under several seeds, run alone, in a process pool or on Dask.
 
 Each seed spawns its own named streams (:mod:`sim.rng`), so a replication's numbers do not
 depend on how many others run, in which order, or in which process: the same seed gives a
-bit-identical result in a pool as when run alone.
+bit-identical result in a pool or on Dask as when run alone. The parallel part is
+:class:`sim.executor.Runner`, shared by every parallel job.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from contextlib import contextmanager
 from typing import Any
 
-from sim.errors import ConfigError
+from sim.errors import ConfigError, SimError
+from sim.executor import Outcome, Runner, run_scenario_seed
 from sim.metrics import Result, summarize_replications
-from sim.run import simulate
+
+#: Most replications one command runs (each is a full simulation).
+MAX_SEEDS = 100_000
 
 
 def parse_seeds(text: str, *, min_count: int = 1, source: str = "--seeds") -> list[int]:
@@ -36,6 +40,12 @@ def parse_seeds(text: str, *, min_count: int = 1, source: str = "--seeds") -> li
         hi = int(m.group(2)) if m.group(2) else lo
         if hi < lo:
             raise ConfigError(f"seed range {part!r} runs backwards", source=source)
+        if hi - lo + 1 + len(seeds) > MAX_SEEDS:  # checked before the range is expanded
+            raise ConfigError(
+                f"{text!r} asks for more than {MAX_SEEDS:,} replications; a 95% CI narrows "
+                "with the square root of the count, so 10-100 seeds are usually enough",
+                source=source,
+            )
         for s in range(lo, hi + 1):
             if s not in seen:
                 seen.add(s)
@@ -49,8 +59,13 @@ def parse_seeds(text: str, *, min_count: int = 1, source: str = "--seeds") -> li
     return seeds
 
 
-def _run_one(scenario: Any, seed: int) -> Result:
-    return simulate(scenario, seed)
+def raise_failure(outcome: Outcome[Any]) -> None:
+    """Re-raise the error of a failed outcome (its original exception when it has one)."""
+    if outcome.ok:
+        return
+    if outcome.exception is not None:
+        raise outcome.exception
+    raise SimError(outcome.error or "failed")
 
 
 def replicate(
@@ -59,61 +74,41 @@ def replicate(
     *,
     workers: int = 1,
     executor: Executor | None = None,
+    scheduler: str | None = None,
+    runner: Runner | None = None,
     on_done: Callable[[int, Result], None] | None = None,
 ) -> list[Result]:
     """Results of ``scenario`` for each seed, in seed order.
 
-    ``workers > 1`` runs them in a local process pool; ``executor`` takes any
-    :class:`concurrent.futures.Executor` instead (e.g. a Dask client's).
+    Runs in this process by default; ``workers > 1`` in a local process pool, ``scheduler``
+    on Dask (``tcp://host:port`` or ``"local"``), ``executor`` on any
+    :class:`concurrent.futures.Executor` (e.g. a Dask client's), ``runner`` on an open
+    :class:`~sim.executor.Runner`. ``on_done(seed, result)`` is called as each run finishes.
+    The first failing seed's error is raised once all seeds have run.
     """
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ConfigError(f"expected an integer >= 1, got {workers!r}", field="workers")
-    if executor is None and workers == 1:
-        out = []
-        for seed in seeds:
-            res = _run_one(scenario, seed)
-            if on_done is not None:
-                on_done(seed, res)
-            out.append(res)
-        return out
-    own = executor is None
-    pool = executor if executor is not None else ProcessPoolExecutor(max_workers=workers)
-    try:
-        futures = [pool.submit(_run_one, scenario, seed) for seed in seeds]
-        results = []
-        for seed, fut in zip(seeds, futures, strict=True):
-            res = fut.result()
-            if on_done is not None:
-                on_done(seed, res)
-            results.append(res)
-        return results
-    finally:
-        if own:
-            pool.shutdown()
+    seeds = list(seeds)
+    items = [(scenario, seed) for seed in seeds]
 
+    def done(i: int, out: Outcome[Result]) -> None:
+        if on_done is not None and out.ok and out.value is not None:
+            on_done(seeds[i], out.value)
 
-CONNECT_TIMEOUT_S = 10.0  # how long to wait for a Dask scheduler before giving up
+    if runner is not None:
+        outs = runner.map(run_scenario_seed, items, on_result=done)
+    else:
+        with Runner(workers, scheduler, executor=executor) as own:
+            outs = own.map(run_scenario_seed, items, on_result=done)
+    for out in outs:
+        raise_failure(out)
+    return [out.value for out in outs]  # type: ignore[misc]
 
 
 @contextmanager
 def dask_executor(address: str) -> Iterator[Executor]:
     """A :class:`concurrent.futures.Executor` on the Dask cluster at ``address``
-    (``tcp://host:8786``); needs the ``dask`` extra (``pip install -e '.[dask]'``)."""
-    try:
-        from distributed import Client
-    except ImportError:
-        raise ConfigError(
-            "running on a Dask cluster needs dask.distributed: pip install -e '.[dask]'",
-            source="--scheduler",
-        ) from None
-    try:
-        client = Client(address, timeout=f"{CONNECT_TIMEOUT_S}s")
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise ConfigError(f"cannot connect to {address}: {exc}", source="--scheduler") from None
-    try:
-        yield client.get_executor()
-    finally:
-        client.close()
+    (``tcp://host:8786`` or ``local``); needs the ``dask`` extra (``pip install -e '.[dask]'``)."""
+    with Runner(scheduler=address) as runner:
+        yield runner.executor
 
 
 def replication_summary(results: Sequence[Result]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from sim.errors import ConfigError
+from sim.executor import Runner
 from sim.metrics.stats import mean_ci95
 from sim.replicate import replicate
 from sim.scenario import Scenario, resolved_dict, scenario_from_dict
@@ -205,11 +206,9 @@ def sensitivity(scenario: Scenario, *, seeds: Sequence[int] = (1, 2, 3),
         raise ConfigError("sensitivity needs at least one seed", source="--seeds")
     base = _pinned_base(scenario)
     baseline_scenario = _build(base, scenario, Variant(BASELINE, BASELINE))
-    own = executor is None and workers > 1
-    pool: Executor | None = ProcessPoolExecutor(max_workers=workers) if own else executor
-    try:
+    with Runner(workers, executor=executor) as runner:
         def run(s: Scenario) -> list[dict[str, Any]]:
-            return [r.summary for r in replicate(s, seeds, executor=pool)]
+            return [r.summary for r in replicate(s, seeds, runner=runner)]
 
         baseline = run(baseline_scenario)
         if switches is not None:
@@ -226,9 +225,6 @@ def sensitivity(scenario: Scenario, *, seeds: Sequence[int] = (1, 2, 3),
             rows.append(_row(v, run(_build(base, scenario, v)), baseline))
             if progress is not None:
                 progress(i, 1 + len(variants))
-    finally:
-        if own and pool is not None:
-            pool.shutdown()
     df = pd.DataFrame(rows)
     order = df["cost_per_hour_usd_diff"].abs().fillna(-1.0)
     order.iloc[0] = math.inf  # the baseline stays on top

@@ -43,3 +43,25 @@ def write_yaml(path: Path, data: dict[str, Any]) -> Path:
     """Write ``data`` as YAML to ``path``."""
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+def bursty_llm_scenario(
+    name: str, *, workers: int = 1, duration_s: float = 900, rate_per_s: float = 3,
+    autoscaling: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A scenario dict on the LLM service model: bursty (gamma, CV 2) chat-like traffic on
+    ``workers`` 1xA100 Llama-3-8B workers, autoscaled (so knobs change cost and latency)."""
+    deployment: dict[str, Any] = {
+        "name": name, "model": MODEL,
+        "initial_worker_config": {"min_workers": workers, "initial_workers_gpu": "A100",
+                                  "initial_workers_gpu_num": 1},
+    }
+    if autoscaling:
+        deployment["autoscaling_config"] = autoscaling
+    return {
+        "name": name,
+        "deployment": deployment,
+        "workload": {"kind": "gamma", "rate_per_s": rate_per_s, "cv": 2, "duration_s": duration_s,
+                     "prompt_tokens": {"dist": "lognormal", "mean": 800, "cv": 1},
+                     "output_tokens": {"dist": "lognormal", "mean": 150, "cv": 1}},
+    }

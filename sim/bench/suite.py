@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from sim.executor import Runner
 from sim.metrics.stats import mean_ci95
+from sim.replicate import raise_failure
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -157,37 +159,30 @@ def run_suite(suite: Suite, *, workers: int = 1, policies: Sequence[str] | None 
     jobs, bases = build_jobs(suite, policies)
     total = len(jobs) + len(bases) * len(suite.seeds)
     done = 0
-    own = executor is None and workers > 1
-    pool: Executor | None = executor or (ProcessPoolExecutor(workers) if own else None)
-    outs: list[dict[str, Any]] = []
     yard: list[dict[str, Any]] = []
-    try:
-        if pool is None:
-            for j in jobs:
-                outs.append(_run(j))
-                done += 1
-                if progress:
-                    progress(done, total)
-        else:
-            futs = [pool.submit(_run, j) for j in jobs]
-            for f in futs:
-                outs.append(f.result())
-                done += 1
-                if progress:
-                    progress(done, total)
-        for label, (base, util) in bases.items():
-            sc = base.model_copy(update={"autoscaler": base.autoscaler.model_copy(
-                update={"params": {"utilisation": util}})})
-            for seed in suite.seeds:
-                y = _yardsticks(sc, seed)
-                y["scenario"] = label
-                yard.append(y)
-                done += 1
-                if progress:
-                    progress(done, total)
-    finally:
-        if own and pool is not None:
-            pool.shutdown()
+
+    def tick(i: int, out: Any) -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, total)
+
+    # The shared executor layer: this process, a pool (workers > 1) or a given executor; a
+    # failing run raises its error once the others have finished.
+    with Runner(workers, executor=executor) as runner:
+        for out in (results := runner.map(_run, jobs, on_result=tick)):
+            raise_failure(out)
+    outs: list[dict[str, Any]] = [out.value for out in results if out.value is not None]
+    for label, (base, util) in bases.items():
+        sc = base.model_copy(update={"autoscaler": base.autoscaler.model_copy(
+            update={"params": {"utilisation": util}})})
+        for seed in suite.seeds:
+            y = _yardsticks(sc, seed)
+            y["scenario"] = label
+            yard.append(y)
+            done += 1
+            if progress:
+                progress(done, total)
     runs = pd.DataFrame([o["row"] for o in outs])
     timelines = {(j[2], j[3]): o["timeline"] for j, o in zip(jobs, outs, strict=True)
                  if j[1] == suite.seeds[0]}

@@ -38,6 +38,40 @@ def cmd_profile_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_profile_list(args: argparse.Namespace) -> int:
+    """``sim profile list``: the models, GPUs and engines the simulator knows."""
+    from sim.hardware import GPU_SPECS
+    from sim.serving.compose import MEASURED_GPUS, engines
+    from sim.serving.models import MODELS, max_context_tokens
+
+    print("models (composed from measured vLLM operators on "
+          f"{', '.join(MEASURED_GPUS)}; any other Hugging Face model via serving.model_config "
+          "(its config.json), or by the size in its name)")
+    print(f"  {'name':18s} {'Hugging Face id':42s} {'params':>8s} {'KV KiB/tok':>10s} "
+          f"{'context':>8s}  kind")
+    for m in MODELS.values():
+        ctx = max_context_tokens(m.hf_id or m.name)
+        kind = "encoder" if m.is_encoder else (f"MoE {m.n_experts}x top-{m.top_k}" if m.is_moe
+                                               else "decoder")
+        print(f"  {m.name:18s} {m.hf_id or '':42s} {m.params_b:7.2f}B "
+              f"{m.kv_bytes_per_token / 1024:10.0f} "
+              f"{'-' if ctx is None else format(ctx, ','):>8s}  {kind}")
+    print("  (Llama 3.1/3.3 ids, e.g. meta-llama/Llama-3.1-8B-Instruct, use the Llama-3 spec with "
+          "a 131,072-token context)")
+    print("GPUs (* = operator tables measured; others are scaled from the nearest, with a warning)")
+    print(f"  {'name':10s} {'memory GB':>9s} {'HBM GB/s':>9s} {'FP16 TFLOP/s':>13s}")
+    for g in GPU_SPECS.values():
+        star = "*" if g.name in MEASURED_GPUS else " "
+        print(f" {star}{g.name:10s} {g.memory_gb:9.1f} {g.hbm_gbps:9,.0f} {g.fp16_tflops:13,.0f}")
+    print("engines (serving.engine)")
+    for e in engines().values():
+        print(f"  {e.name:11s} {e.description}")
+    print("  (serving.profile: vidur = the Vidur-fitted profiles of earlier versions)")
+    print("service models (serving.kind): llm (continuous batching, serving.kv_admission paged "
+          "| reserve), embedding (token-budget batching), fixed | exponential | lognormal")
+    return 0
+
+
 def register(sub: Any) -> None:
     """Add this command to the ``sim`` subparsers."""
     prof = sub.add_parser("profile", help="inspect performance profiles")
@@ -63,3 +97,5 @@ def register(sub: Any) -> None:
     show.add_argument("--model-config", metavar="CONFIG_JSON",
                       help="Hugging Face config.json of the model (serving.model_config)")
     show.set_defaults(func=cmd_profile_show)
+    lst = prof_sub.add_parser("list", help="the models, GPUs and engines the simulator knows")
+    lst.set_defaults(func=cmd_profile_list)

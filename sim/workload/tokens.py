@@ -44,6 +44,8 @@ def sample_tokens(
             for i in range(0, n, _BLOCK):
                 k = min(_BLOCK, n - i)
                 out[i : i + k] = np.rint(rng.lognormal(mu, sigma, k))
+        if dist.max is not None:  # a cap, e.g. to fit the model's context: clipped, not redrawn
+            out = np.minimum(out, dist.max)
         # The spec promises at least one token per draw for lognormal lengths.
         minimum = max(minimum, 1)
     else:

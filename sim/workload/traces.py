@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,14 @@ from sim.workload.workload import Workload
 
 Container = Literal["csv", "jsonl", "parquet"]
 ROLES = ("arrival", "prompt", "output")
-_UNIT_SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
+_UNIT_SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+# Epoch time stamps (2001-2286) by unit: seconds ~1e9, milliseconds ~1e12, and so on. A
+# numeric arrival column at or above EPOCH_MS_MIN read as seconds would start >3,000 years
+# after 1970, so it is (almost surely) epoch time in a finer unit.
+EPOCH_MS_MIN = 1e11
+_EPOCH_UNITS = (
+    (1e14, "ms", "milliseconds"), (1e17, "us", "microseconds"), (math.inf, "ns", "nanoseconds")
+)
 _COMPRESSED = {".gz", ".bz2", ".zst", ".lz4"}
 
 
@@ -120,6 +128,41 @@ register_format(
         description="Vidur / Splitwise processed CSV: arrived_at (s), num_prefill_tokens, num_decode_tokens.",
     )
 )
+register_format(
+    TraceFormat(
+        "splitwise",
+        "csv",
+        arrival=("arrival_timestamp",),
+        prompt=("prompt_size",),
+        output=("token_size",),
+        time_unit="s",
+        signature=frozenset({"arrival_timestamp", "prompt_size", "token_size"}),
+        description="splitwise-sim trace CSV: arrival_timestamp (s), prompt_size, token_size.",
+    )
+)
+register_format(
+    TraceFormat(
+        "lengths",
+        "csv",
+        arrival=(),
+        prompt=("num_prefill_tokens",),
+        output=("num_decode_tokens",),
+        signature=frozenset({"num_prefill_tokens", "num_decode_tokens"}),
+        description="Vidur / ShareGPT length CSVs: num_prefill_tokens, num_decode_tokens, no arrival "
+        "times (a token distribution: {dist: trace, path: FILE}).",
+    )
+)
+register_format(
+    TraceFormat(
+        "vllm_bench",
+        "jsonl",
+        arrival=(),
+        prompt=("input_lens",),
+        output=("output_lens",),
+        description="vLLM `bench serve --save-result` JSON: input_lens, output_lens, request_rate; "
+        "arrivals evenly spaced at request_rate (one burst at t = 0 when it is inf).",
+    )
+)
 for _name, _container in (("csv", "csv"), ("jsonl", "jsonl"), ("parquet", "parquet")):
     register_format(
         TraceFormat(
@@ -140,7 +183,7 @@ def load_trace(
     path: str | Path,
     format: str = "auto",
     columns: Mapping[str, str | None] | None = None,
-    time_unit: str = "s",
+    time_unit: str | None = None,
     *,
     filters: Mapping[str, str | Sequence[str]] | None = None,
     zero_output: str = "keep",
@@ -149,23 +192,40 @@ def load_trace(
     """Load a trace file into a checked :class:`Workload` with arrivals shifted to start at t = 0.
 
     ``columns`` maps ``arrival``/``prompt``/``output`` to column names (generic formats);
-    ``time_unit`` (s, ms, us, datetime) applies to formats that do not fix their own unit;
+    ``time_unit`` (s, ms, us, ns, datetime) applies to formats that do not fix their own unit;
+    when it is not given, numeric arrivals are seconds, unless they look like epoch time in a
+    finer unit (>= 1e11): then a TraceError names the likely unit and the setting to use;
     ``filters`` keeps rows whose raw column equals a value (or one of a list); ``zero_output``
     ("keep" or "drop") decides the fate of requests with 0 output tokens; ``prompt_only``
     reads no output column (embeddings). Unsorted arrivals are sorted and counted in
     ``Workload.warnings``.
     """
     p = _existing(path)
+    if format in ("auto", "vllm_bench"):
+        bench = _vllm_bench(p, required=format == "vllm_bench")
+        if bench is not None:
+            return bench
     fmt = detect_format(p) if format == "auto" else get_format(format, p)
-    unit = fmt.time_unit or time_unit
+    if not fmt.arrival and not (columns or {}).get("arrival"):
+        raise TraceError(
+            f"a {fmt.name} file holds token lengths but no arrival times; use it as a token "
+            "distribution (prompt_tokens: {dist: trace, path: FILE}) with a generator's "
+            "arrivals, or name an arrival column with columns.arrival",
+            path=str(p),
+        )
+    unit = fmt.time_unit or time_unit or "s"
     if unit not in (*_UNIT_SECONDS, "datetime"):
-        raise TraceError(f"unknown time unit {unit!r}; expected s, ms, us or datetime", path=str(p))
+        raise TraceError(
+            f"unknown time unit {unit!r}; expected s, ms, us, ns or datetime", path=str(p)
+        )
     if zero_output not in ("keep", "drop"):
         raise TraceError(f"zero_output must be keep or drop, got {zero_output!r}", path=str(p))
     roles = ROLES[:2] if prompt_only else ROLES
     names = _resolve_columns(p, fmt, columns, roles=roles)
     reader = _Reader(p, fmt, filters)
     arrival_raw, prompt, output = reader.read(names, unit)
+    if fmt.time_unit is None and time_unit is None and unit == "s":
+        _check_not_epoch(p, names["arrival"], arrival_raw)
     warnings = list(reader.warnings)
     zero = output == 0
     if not prompt_only and zero.any():
@@ -179,6 +239,72 @@ def load_trace(
         elif fmt.zero_output_note:
             warnings.append(f"{p.name}: {n_zero} {fmt.zero_output_note}")
     return _assemble(p, arrival_raw, prompt, output, warnings)
+
+
+def _vllm_bench(path: Path, *, required: bool) -> Workload | None:
+    """A ``vllm bench serve --save-result`` JSON file as a workload, or None if it is not one.
+
+    The file keeps per-request ``input_lens`` and ``output_lens`` and the ``request_rate`` of
+    the run, not the arrival times (vLLM drew them from a gamma process with its
+    ``burstiness``): arrivals are spaced evenly at ``request_rate``, or all at t = 0 when the
+    rate is ``inf`` (vLLM's default, one burst); a warning states which.
+    """
+    if path.suffix.lower() != ".json":
+        if required:
+            raise TraceError("a vLLM bench result is a .json file", path=str(path))
+        return None
+    try:
+        with _stream(path) as f:
+            doc = json.loads(f.read())
+    except (OSError, ValueError):
+        if required:
+            raise TraceError("not a JSON document (vLLM bench --save-result)", path=str(path)) from None
+        return None
+    if not isinstance(doc, dict) or "input_lens" not in doc or "output_lens" not in doc:
+        if required:
+            raise TraceError(
+                "expected a vLLM bench result with input_lens and output_lens", path=str(path)
+            )
+        return None
+    prompt = np.asarray(doc["input_lens"], dtype=np.int64)
+    output = np.asarray(doc["output_lens"], dtype=np.int64)
+    if prompt.shape != output.shape or prompt.ndim != 1 or prompt.size == 0:
+        raise TraceError(
+            f"input_lens ({prompt.size}) and output_lens ({output.size}) must be equal-length, "
+            "non-empty lists", path=str(path),
+        )
+    rate = doc.get("request_rate", "inf")
+    try:
+        rate_f = float(rate)
+    except (TypeError, ValueError):
+        raise TraceError(f"request_rate must be a number or inf, got {rate!r}", path=str(path)) from None
+    if math.isfinite(rate_f) and rate_f > 0:
+        arrival = np.arange(prompt.size, dtype=np.float64) / rate_f
+        how = f"evenly spaced at its request_rate {rate_f:g}/s"
+    else:
+        arrival = np.zeros(prompt.size)
+        how = "all at t = 0 (request_rate inf: one burst)"
+    note = (f"{path.name}: vLLM bench result: {prompt.size:,} requests {how}; the file keeps "
+            "no arrival times")
+    return _assemble(path, arrival, prompt, output, [note])
+
+
+def _check_not_epoch(path: Path, column: str, arrival: np.ndarray) -> None:
+    """Numeric arrivals with no time unit given must not look like epoch ms/us/ns."""
+    if arrival.size == 0 or arrival.dtype != np.float64:
+        return
+    low = float(arrival.min())
+    if low < EPOCH_MS_MIN:
+        return
+    code, name = next((c, n) for top, c, n in _EPOCH_UNITS if low < top)
+    span = float(arrival.max() - low)
+    raise TraceError(
+        f"arrival column {column!r} holds values like {low:.4g}, which look like epoch "
+        f"{name} (read as seconds, these {arrival.size:,} requests would span "
+        f"{span / 86400:,.1f} days); set time_unit: {code} (sim run / sim trace stats: "
+        f"--time-unit {code}), or time_unit: s if they really are seconds",
+        path=str(path),
+    )
 
 
 def read_token_column(path: str | Path, column: str, format: str = "auto") -> np.ndarray:
@@ -360,6 +486,10 @@ class _Reader:
             except _BadValue as bad:
                 raise self._error_at(bad) from None
             except pa.ArrowInvalid as exc2:
+                if "UTF8" in str(exc2) or "UTF-8" in str(exc2):
+                    line = _first_undecodable_line(self.path)
+                    raise TraceError("not UTF-8 text (save the file as UTF-8)",
+                                     path=str(self.path), line=line) from None
                 raise TraceError(f"malformed CSV: {exc2}", path=str(self.path)) from None
         if self.fmt.container == "jsonl":
             return self._jsonl_python()
@@ -461,11 +591,23 @@ def _as_text(value: Any) -> str | None:
 # --- conversion (vectorised; the index of a bad value is looked up only on failure) ----------------
 
 
+#: Most tokens one request may have (prompt or output): 100x the longest context of any
+#: model we know of (10M); larger counts are data errors, and beyond 2**63 they would wrap.
+MAX_TOKENS = 1_000_000_000
+
+
 def _to_tokens(col: pa.ChunkedArray, name: str) -> np.ndarray:
-    """An int64 array of non-negative whole token counts, or _BadValue at the first bad row."""
+    """An int64 array of whole token counts in [0, MAX_TOKENS], or _BadValue at the first bad row."""
     _no_nulls(col, name)
     t = col.type
-    if pa.types.is_integer(t):
+    if pa.types.is_unsigned_integer(t):
+        wide = col.to_numpy()
+        big = wide > MAX_TOKENS
+        if big.any():
+            i = int(np.argmax(big))
+            raise _BadValue(i, f"column {name!r}: token count {wide[i]} is above {MAX_TOKENS:,}")
+        arr = wide.astype(np.int64)
+    elif pa.types.is_integer(t):
         arr = col.to_numpy().astype(np.int64, copy=False)
     else:
         if pa.types.is_floating(t) or pa.types.is_boolean(t):
@@ -478,11 +620,21 @@ def _to_tokens(col: pa.ChunkedArray, name: str) -> np.ndarray:
             raise _BadValue(
                 i, f"column {name!r}: token count must be a whole number, got {_raw(col, i)}"
             )
+        big = values > MAX_TOKENS  # before the cast: beyond 2**63 it would wrap negative
+        if big.any():
+            i = int(np.argmax(big))
+            raise _BadValue(
+                i, f"column {name!r}: token count {_raw(col, i)} is above {MAX_TOKENS:,}"
+            )
         arr = values.astype(np.int64)
     neg = arr < 0
     if neg.any():
         i = int(np.argmax(neg))
         raise _BadValue(i, f"column {name!r}: negative token count {arr[i]}")
+    big = arr > MAX_TOKENS
+    if big.any():
+        i = int(np.argmax(big))
+        raise _BadValue(i, f"column {name!r}: token count {arr[i]} is above {MAX_TOKENS:,}")
     return arr
 
 
@@ -504,6 +656,12 @@ def _to_time(col: pa.ChunkedArray, unit: str, name: str) -> np.ndarray:
         if bad.any():
             i = int(np.argmax(bad))
             raise _BadValue(i, f"column {name!r}: unparseable timestamp {_raw(col, i)}")
+        # Nanoseconds since 1970 in int64 reach only 1677-2262: later dates are data errors.
+        lo, hi = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
+        out = np.asarray((parsed < lo) | (parsed > hi))
+        if out.any():
+            i = int(np.argmax(out))
+            raise _BadValue(i, f"column {name!r}: timestamp {_raw(col, i)} is outside 1677-2262")
         return np.asarray(parsed.tz_convert(None).as_unit("ns").asi8, dtype=np.int64)
     if pa.types.is_timestamp(t):
         raise _BadValue(0, f"column {name!r} holds date-times; use time_unit: datetime")
@@ -587,11 +745,50 @@ def _assemble(
 # --- files, headers and columns -------------------------------------------------------------------
 
 
+#: First bytes of compressed files, to catch one whose name hides the compression.
+_MAGIC = {b"\x1f\x8b": ".gz", b"BZh": ".bz2", b"\x28\xb5\x2f\xfd": ".zst", b"\x04\x22\x4d\x18": ".lz4"}
+
+
 def _existing(path: str | Path) -> Path:
     p = Path(path)
+    if "\x00" in str(p):
+        raise TraceError("a file name cannot contain a NUL character", path=repr(str(p)))
+    if p.is_dir():
+        raise TraceError("is a folder, expected a trace file", path=str(p))
     if not p.is_file():
         raise TraceError("file not found", path=str(p))
+    suffix = p.suffix.lower()
+    if suffix not in _COMPRESSED:
+        with p.open("rb") as fh:
+            head = fh.read(4)
+        for magic, ext in _MAGIC.items():
+            if head.startswith(magic):
+                raise TraceError(
+                    f"is {ext[1:]}-compressed but its name does not say so: rename it to "
+                    f"{p.name}{ext} (compression is detected from the extension)", path=str(p)
+                )
     return p
+
+
+def _first_undecodable_line(path: Path) -> int | None:
+    """1-based number of the first line that is not valid UTF-8, or None."""
+    with _stream(path) as raw:
+        lineno = 0
+        rest = b""
+        while chunk := raw.read(1 << 20):
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            for line in lines:
+                lineno += 1
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError:
+                    return lineno
+        try:
+            rest.decode("utf-8")
+        except UnicodeDecodeError:
+            return lineno + 1
+    return None
 
 
 def _stream(path: Path) -> Any:
