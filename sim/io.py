@@ -251,7 +251,10 @@ def write_result(result: Result, out_dir: str | Path) -> dict[str, Path]:
         "queue": out / "queue.csv",
     }
     write_json(result.summary, paths["summary"])
-    result.requests.to_parquet(paths["requests"], engine="pyarrow", index=False)
+    if result.summary.get("sim", {}).get("results") == "summary":
+        del paths["requests"]  # sim.results: summary keeps no per-request table
+    else:
+        result.requests.to_parquet(paths["requests"], engine="pyarrow", index=False)
     result.workers.to_parquet(paths["workers"], engine="pyarrow", index=False)
     result.decisions.to_csv(paths["decisions"], index=False)
     result.timeline.to_csv(paths["timeline"], index=False)

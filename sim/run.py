@@ -9,7 +9,8 @@ from sim.engine.core import Engine
 from sim.errors import ConfigError
 from sim.estimate import Limits, check_limits, estimate_built, estimate_spec
 from sim.fleet.model import FleetModel
-from sim.metrics import Result, build_result
+from sim.metrics import Result, build_result, canonical_slo_metric
+from sim.metrics.tally import RequestTally
 from sim.policies import build_policy
 from sim.rng import Streams
 from sim.scenario import Scenario, resolved_dict
@@ -50,8 +51,18 @@ def simulate(
     if callable(bind):  # policies that read the profile (sla_planner) or the trace (hindsight)
         bind(scenario, workload)
     fleet = FleetModel(scenario, streams)
+    tally = None
+    if scenario.sim.results == "summary":
+        # No per-request table: the engine streams each resolved request into the tally.
+        tally = RequestTally(
+            slo_metric=canonical_slo_metric(scenario.slo_metric()),
+            slo_threshold_s=scenario.slo_threshold_s(),
+            warmup_s=float(scenario.sim.warmup_s),
+            exact=False,
+        )
     record = Engine.from_scenario(
-        scenario, workload, policy, seed=seed, fleet=fleet, progress=progress
+        scenario, workload, policy, seed=seed, fleet=fleet, progress=progress,
+        request_sink=tally.add if tally is not None else None,
     ).run()
     return build_result(
         record,
@@ -60,6 +71,7 @@ def simulate(
         warmup_s=float(scenario.sim.warmup_s),
         scenario_dict=resolved_dict(scenario),
         billing_granularity_s=float(scenario.fleet.billing_granularity_s),
+        request_tally=tally,
     )
 
 

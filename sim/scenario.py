@@ -129,6 +129,14 @@ class SimSpec(Section):
         description="With no horizon: how long after the last arrival requests may finish (s).",
     )
     slo: SloSpec = Field(default_factory=SloSpec, description="The latency objective.")
+    results: Literal["full", "summary"] = Field(
+        default="full",
+        description=(
+            "full: one row per request (Result.requests, requests.parquet), exact percentiles; "
+            "summary: no per-request table, memory bounded by the requests in the system, "
+            "percentiles from a quantile sketch (sim/metrics/sketch.py states its error)."
+        ),
+    )
 
     @field_validator("warmup_s")
     @classmethod

@@ -67,9 +67,12 @@ def _polish(parser: argparse.ArgumentParser, path: str = "") -> None:
     trace formats wherever ``--trace-format`` is taken."""
     for action in parser._actions:
         if action.dest == "trace_format" and action.help and "azure" not in action.help:
-            from sim.workload import TRACE_FORMATS
+            import typing
 
-            action.help = f"one of {', '.join(TRACE_FORMATS.names())} (default: detected from the file)"
+            from sim.workload.spec import TraceFormatName  # the spec only: no pandas for --help
+
+            names = [n for n in typing.get_args(TraceFormatName) if n != "auto"]
+            action.help = f"one of {', '.join(names)} (default: detected from the file)"
         if not isinstance(action, argparse._SubParsersAction):
             continue
         helps = {a.dest: a.help for a in action._choices_actions}

@@ -17,7 +17,6 @@ from sim.cli.common import (
     progress_bar,
 )
 from sim.errors import ConfigError, SimError
-from sim.report.replications import replication_table
 
 
 def _check_run_options(args: argparse.Namespace) -> None:
@@ -124,12 +123,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-    write_run(result, out)
+    write_run(result, out, report=not args.no_report)
     if not args.quiet:
         print_warnings(checks, result.summary.get("warnings") or [])
         print(headline(result.summary))
-        print(f"wrote {out}/ (summary.json, requests.parquet, workers.parquet, decisions.csv, "
-              "report.md, report.html, plots)")
+        names = sorted(f.name for f in out.iterdir() if f.suffix != ".png")
+        plots = "" if args.no_report else ", plots"
+        print(f"wrote {out}/ ({', '.join(names)}{plots})")
     return 0
 
 
@@ -140,7 +140,7 @@ def _run_replications(
     report, written all or nothing (a previous single run's files do not survive)."""
     from sim.io import atomic_result_dir, write_json, write_result
     from sim.replicate import parse_seeds, replicate, replication_summary
-    from sim.report.replications import write_replications_report
+    from sim.report.replications import replication_table, write_replications_report
 
     seeds = parse_seeds(args.seeds, min_count=2)
     bar = None
@@ -201,4 +201,6 @@ def register(sub: Any) -> None:
     run.add_argument("--progress", action="store_true",
                      help="show the progress bar even when stderr is not a terminal")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
+    run.add_argument("--no-report", action="store_true",
+                     help="write the results only: no report.md and no plots (skips matplotlib)")
     run.set_defaults(func=cmd_run)
