@@ -43,6 +43,22 @@ def test_kv_capacity_hand_computed() -> None:
     expected = math.floor((81920 * 2**20 * 0.9 - 13.48e9) / 524_288)
     assert expected == 121_744
     assert kv_capacity_tokens(MODELS["Llama-2-7B"], "A100-80GB", 1, 0.9) == expected
+    vidur = get_profile("meta-llama/Llama-2-7b-hf", "A100-80GB", 1, engine="vidur")
+    assert vidur.kv_capacity_tokens == expected
+
+
+def test_kv_capacity_leaves_out_activations_and_cuda_graphs() -> None:
+    """The composed default reserves vLLM's profiling-run memory before counting KV tokens.
+
+    Llama-2-7B on 1 x A100-80GB, 2048-token budget, 256 sequences: activations 2048 x
+    (2 x 4096 + 96 x 128 + 3 x 11008) x 2 B = 219,152,384 B; logits 256 x 32000 x 4 B =
+    32,768,000 B; CUDA graphs 1 GiB; no NCCL at TP 1. (77,309,411,328 - 13.48e9 -
+    1,325,662,208) / 524,288 = 119,216 tokens.
+    """
+    reserved = 2048 * (2 * 4096 + 96 * 128 + 3 * 11008) * 2 + 256 * 32000 * 4 + 2**30
+    assert reserved == 1_325_662_208
+    expected = math.floor((81920 * 2**20 * 0.9 - 13.48e9 - reserved) / 524_288)
+    assert expected == 119_216
     assert get_profile("meta-llama/Llama-2-7b-hf", "A100-80GB", 1).kv_capacity_tokens == expected
 
 
@@ -56,6 +72,10 @@ def test_kv_capacity_scales_with_utilization_and_gpus() -> None:
 def test_profile_that_cannot_hold_weights_says_how_many_gb_are_missing() -> None:
     """70B on 1 x A100 raises ProfileError naming the GB missing (137.96 - 38.65 = ~99.3 GB)."""
     with pytest.raises(ProfileError, match=r"needs 99\.3 GB more"):
+        get_profile("meta-llama/Llama-2-70b", "A100", 1, engine="vidur")
+    # The composed default also counts the engine's activation and CUDA-graph memory.
+    with pytest.raises(ProfileError, match=r"\+ 1\.6 GB of activations and CUDA graphs.*"
+                       r"needs 100\.9 GB more"):
         get_profile("meta-llama/Llama-2-70b", "A100", 1)
 
 
