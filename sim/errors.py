@@ -41,6 +41,11 @@ class ProfileError(SimError):
     """No performance profile or model spec can be found or derived for a model/GPU shape."""
 
 
+class LimitError(SimError):
+    """A run would exceed a resource limit (requests, memory); the message gives the estimate
+    and the option that raises the limit (``--max-requests``, ``--max-memory``)."""
+
+
 class ApiError(SimError):
     """A call to the ScaleGenAI inference API failed; ``method`` and ``path`` name the call."""
 

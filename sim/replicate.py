@@ -18,6 +18,9 @@ from sim.errors import ConfigError, SimError
 from sim.executor import Outcome, Runner, run_scenario_seed
 from sim.metrics import Result, summarize_replications
 
+#: Most replications one command runs (each is a full simulation).
+MAX_SEEDS = 100_000
+
 
 def parse_seeds(text: str, *, min_count: int = 1, source: str = "--seeds") -> list[int]:
     """Seeds from ``"1-10"``, ``"1,2,7"``, ``"3"`` or a mix (``"1-3,9"``), in order, no repeats.
@@ -37,6 +40,12 @@ def parse_seeds(text: str, *, min_count: int = 1, source: str = "--seeds") -> li
         hi = int(m.group(2)) if m.group(2) else lo
         if hi < lo:
             raise ConfigError(f"seed range {part!r} runs backwards", source=source)
+        if hi - lo + 1 + len(seeds) > MAX_SEEDS:  # checked before the range is expanded
+            raise ConfigError(
+                f"{text!r} asks for more than {MAX_SEEDS:,} replications; a 95% CI narrows "
+                "with the square root of the count, so 10-100 seeds are usually enough",
+                source=source,
+            )
         for s in range(lo, hi + 1):
             if s not in seen:
                 seen.add(s)

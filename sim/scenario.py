@@ -17,12 +17,10 @@ design's ``../shared/...`` paths work from ``scenarios/`` as well as from the ro
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     Field,
     PrivateAttr,
@@ -131,6 +129,14 @@ class SimSpec(Section):
         description="With no horizon: how long after the last arrival requests may finish (s).",
     )
     slo: SloSpec = Field(default_factory=SloSpec, description="The latency objective.")
+    results: Literal["full", "summary"] = Field(
+        default="full",
+        description=(
+            "full: one row per request (Result.requests, requests.parquet), exact percentiles; "
+            "summary: no per-request table, memory bounded by the requests in the system, "
+            "percentiles from a quantile sketch (sim/metrics/sketch.py states its error)."
+        ),
+    )
 
     @field_validator("warmup_s")
     @classmethod
@@ -146,6 +152,10 @@ class Scenario(Section):
     """A complete, validated simulation scenario (DESIGN.md §3.1)."""
 
     name: str = Field(min_length=1, description="Scenario name (defaults to deployment.name).")
+    description: str | None = Field(
+        default=None, max_length=2000,
+        description="What the scenario shows and what to try; printed at the top of its report.",
+    )
     deployment: CreateBody = Field(description="Exactly the JSON body of POST /sg_inf/create.")
     workload: WorkloadSpec = Field(description="What arrives: a trace file or a generator.")
     fleet: FleetSpec = Field(
@@ -256,38 +266,22 @@ def apply_overrides(
 
 
 
-def _read_mapping(path: Path, source: str) -> dict[str, Any]:
-    """Read a YAML or JSON file into a mapping, with file/line errors."""
-    if not path.exists():
-        raise ConfigError("file not found", source=source)
-    if not path.is_file():
-        raise ConfigError("not a file", source=source)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read: {exc}", source=source) from None
-    if path.suffix.lower() == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(
-                f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", source=source
-            ) from None
-    else:
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            problem = getattr(exc, "problem", None) or str(exc)
-            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-            raise ConfigError(f"invalid YAML at {where}{problem}", source=source) from None
-    if data is None:
-        raise ConfigError("the file is empty", source=source)
-    if not isinstance(data, dict):
+def _path_arg(path: Any, what: str) -> Path:
+    """A path argument of the Python API, or a ConfigError (never a TypeError)."""
+    if not isinstance(path, str | Path) or not str(path):
         raise ConfigError(
-            f"expected a mapping at the top level, got {type(data).__name__}", source=source
+            f"expected the path of {what} (a str or pathlib.Path), got {type(path).__name__} "
+            f"{path!r:.60}"
         )
-    return data
+    return Path(path)
+
+
+def _read_mapping(path: Path, source: str) -> dict[str, Any]:
+    """Read a YAML or JSON file into a mapping: the one strict reading every config file gets
+    (:func:`sim.io.read_yaml_or_json`)."""
+    from sim.io import read_yaml_or_json
+
+    return read_yaml_or_json(path)
 
 
 def _is_create_body(data: Mapping[str, Any]) -> bool:
@@ -310,6 +304,10 @@ def scenario_from_dict(
     """
     if not isinstance(data, Mapping):
         raise ConfigError(f"expected a mapping, got {type(data).__name__}", source=source)
+    from sim.io import MAX_DEPTH, _too_deep
+
+    if _too_deep(dict(data)):
+        raise ConfigError(f"nested more than {MAX_DEPTH} levels deep", source=source)
     items = override_items(overrides, override_source)
     merged = apply_overrides(data, dict(items), source=override_source) if items else dict(data)
     try:
@@ -342,7 +340,7 @@ def load_scenario(
 
     ``override_source`` is what errors in ``overrides`` blame (``--set`` from the CLI).
     """
-    p = Path(path)
+    p = _path_arg(path, "a scenario file")
     source = str(path)
     data = _read_mapping(p, source)
     if _is_create_body(data):
@@ -364,7 +362,7 @@ def load_scenario(
 def load_create_body(path: str | Path) -> CreateBody:
     """Load and validate a create-request JSON (or YAML) file."""
     source = str(path)
-    data = _read_mapping(Path(path), source)
+    data = _read_mapping(_path_arg(path, "a create-request file"), source)
     if "deployment" in data:
         raise ConfigError("this is a scenario file, not a create-request body", source=source)
     return parse_create(data, source=source)
@@ -379,7 +377,7 @@ def scenario_from_create_body(
     override_source: str = OVERRIDES_SOURCE,
 ) -> Scenario:
     """The scenario of ``sim run --deployment CREATE.json --trace FILE``: defaults everywhere else."""
-    p = Path(create_json_path)
+    p = _path_arg(create_json_path, "a create-request JSON file")
     source = str(create_json_path)
     body = _read_mapping(p, source)
     if not _is_create_body(body):

@@ -154,6 +154,27 @@ def test_run_writes_all_outputs(scenario_file: Path, tmp_path: Path) -> None:
         assert (out / name).stat().st_size > 1000
 
 
+def test_run_summary_mode_without_report(scenario_file: Path, tmp_path: Path) -> None:
+    """`--set sim.results=summary --no-report`: summary and tables but no per-request table, no
+    report, and matplotlib is never imported."""
+    out = tmp_path / "out"
+    code = (
+        "import sys; from sim.cli import main; "
+        f"rc = main(['run', {str(scenario_file)!r}, '--out', {str(out)!r}, '-q', "
+        "'--set', 'sim.results=summary', '--no-report']); "
+        "assert 'matplotlib' not in sys.modules, 'matplotlib imported'; sys.exit(rc)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["sim"]["results"] == "summary"
+    assert summary["requests"]["arrived"] == 300
+    assert summary["latency_e2e_s"]["p95"] is not None
+    assert (out / "workers.parquet").exists()
+    assert not (out / "requests.parquet").exists()
+    assert not (out / "report.md").exists() and not list(out.glob("*.png"))
+
+
 def test_run_prints_headline_unless_quiet(
     scenario_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -508,3 +529,15 @@ def test_same_seed_identical_across_processes(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(frames[0][0], frames[1][0])
     pd.testing.assert_frame_equal(frames[0][1], frames[1][1])
     assert (frames[0][1]["end_reason"] == "preempted").any()  # spot churn was exercised
+
+
+def test_help_imports_no_heavy_library() -> None:
+    """Building the parser (every subcommand's --help) imports neither pandas, pyarrow nor
+    matplotlib: `sim --help` stays well under a second."""
+    code = (
+        "import sys; from sim.cli import build_parser; build_parser(); "
+        "heavy = [m for m in ('pandas', 'pyarrow', 'matplotlib') if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

@@ -80,6 +80,14 @@ def test_backoff_is_capped_and_retry_after_honoured():
     assert delays == [3.0]
 
 
+def test_rate_limit_is_retried_after_its_retry_after():
+    """A 429 with Retry-After: 2 is waited out, then the call succeeds."""
+    transport, seen = scripted((429, {"message": "slow down"}, {"Retry-After": "2"}),
+                               (200, {"success": True, "message": "ok"}))
+    c, delays = client(transport)
+    assert c.get("x") == "ok" and delays == [2.0] and len(seen) == 2
+
+
 def test_5xx_every_time_is_a_server_error():
     """After the retries are spent the error says how many attempts and the server's message."""
     transport, seen = scripted(*[(500, {"success": False, "message": "db down"})] * 3)

@@ -229,7 +229,7 @@ def test_sim_queue_and_warnings_blocks():
     s = result().summary
     assert s["sim"] == {
         "seed": 7, "horizon_s": 100.0, "warmup_s": 0.0, "wall_s": 0.5, "events": 1234,
-        "requests_per_wall_s": 18.0,
+        "requests_per_wall_s": 18.0, "results": "full",
     }  # fmt: skip
     assert s["queue"] == {"mean_len": 1.5, "max_len": 3}
     assert s["warnings"] == ["engine says hi"]

@@ -10,6 +10,7 @@ import pytest
 
 from sim import ConfigError, scenario_from_dict
 from sim.cli import main
+from sim.io import verify_manifest
 from sim.replicate import parse_seeds, replicate, replication_summary
 from sim.run import simulate
 from sim.scenario import resolved_dict
@@ -88,7 +89,8 @@ def test_common_random_numbers_tighten_comparisons() -> None:
 
 
 def test_cli_seeds_writes_each_run_and_the_aggregate(tmp_path) -> None:  # noqa: ANN001
-    """sim run --seeds writes seed-N/ folders and replications.json with CIs."""
+    """sim run --seeds writes seed-N/ folders, replications.json with CIs and one combined
+    report, replacing a single run's files that were in the folder before."""
     scen = tmp_path / "s.yaml"
     scen.write_text(
         "name: rep\n"
@@ -99,13 +101,20 @@ def test_cli_seeds_writes_each_run_and_the_aggregate(tmp_path) -> None:  # noqa:
         "autoscaler: {policy: fixed}\n"
     )
     out = tmp_path / "out"
+    assert main(["run", str(scen), "--out", str(out), "--quiet"]) == 0  # a single run first
+    assert (out / "requests.parquet").exists()
     assert main(["run", str(scen), "--seeds", "1-3", "--out", str(out), "--quiet"]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "replications.json", "seed-1", "seed-2", "seed-3"
+        "replications.json", "replications.png", "report.html", "report.md", "seed-1", "seed-2",
+        "seed-3",
     ]
     agg = json.loads((out / "replications.json").read_text())
     assert agg["replications"]["seeds"] == [1, 2, 3]
     assert agg["cost"]["per_hour_usd"]["n"] == 3
+    assert agg["manifest"]["seed"] == [1, 2, 3] and "seed-2/requests.parquet" in agg["manifest"]["files"]
+    assert verify_manifest(out, "replications.json") == []
+    report = (out / "report.md").read_text()
+    assert "| seed | cost per hour |" in report and "3 replications" in report
 
 
 def test_dask_gives_bit_identical_results() -> None:

@@ -81,3 +81,31 @@ def test_cumulative_cost_integrates_the_rate():
 def test_time_unit():
     """Time axes switch from seconds to minutes to hours as the horizon grows."""
     assert time_unit(60)[1] == "s" and time_unit(3600)[1] == "min" and time_unit(86400)[1] == "h"
+
+
+def test_cdf_drawn_from_at_most_2000_quantiles():
+    """A 200k-request CDF is 2,000 quantile points, within 1/2,000 of the exact ECDF."""
+    from sim.report.plots import MAX_POINTS, cdf_points
+
+    rng = np.random.default_rng(1)
+    values = rng.lognormal(0.0, 1.5, 200_000)
+    x, y = cdf_points(values)
+    assert len(x) == len(y) == MAX_POINTS == 2000
+    exact = np.searchsorted(np.sort(values), x, side="right") / values.size
+    assert np.max(np.abs(exact - y)) <= 1.0 / MAX_POINTS + 1e-12
+    small_x, small_y = cdf_points(values[:50])
+    assert len(small_x) == 50 and small_y[-1] == 1.0  # small samples: the exact ECDF
+
+
+def test_time_series_bucketed_keeping_peaks():
+    """A worker count changing 100k times is drawn as 2,000 buckets that keep each peak."""
+    from sim.report.plots import MAX_POINTS, bucket_peaks
+
+    starts = np.arange(100_000, dtype=float)
+    values = np.zeros(100_000)
+    values[12_345] = 9.0  # a one-second spike
+    bx, by = bucket_peaks(starts, values, 100_000.0)
+    assert len(bx) == MAX_POINTS and by.max() == 9.0
+    assert by[np.searchsorted(bx, 12_345.0, side="right") - 1] == 9.0
+    few_x, few_y = bucket_peaks(starts[:10], values[:10], 10.0)
+    assert len(few_x) == 10  # short series are drawn as they are

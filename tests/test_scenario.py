@@ -310,7 +310,7 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
     """A YAML syntax error is a ConfigError with the file and the line."""
     path = tmp_path / "bad.yaml"
     path.write_text("name: x\ndeployment:\n  name: [a\n  model: b\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"bad\.yaml: invalid YAML at line 4"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml:4: invalid YAML"):
         load_scenario(path)
 
 

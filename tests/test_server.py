@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 
 import httpx
@@ -11,7 +15,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
 from sim.api.client import ScaleGenClient  # noqa: E402
-from sim.api.export import create_body, update_request  # noqa: E402
+from sim.api.export import create_body, curl_command, update_request  # noqa: E402
 from sim.api.schema import parse_create, parse_update  # noqa: E402
 from sim.api.server import Faults, background_server  # noqa: E402
 from sim.errors import ApiRequestError, ApiServerError  # noqa: E402
@@ -144,4 +148,27 @@ def test_server_errors_are_retried(server, api):
         api.delete(second)
     finally:
         faults.arm(0)
+        api.delete(inf_id)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None or shutil.which("bash") is None,
+                    reason="needs curl and bash")
+def test_exported_curl_lines_work_against_the_server(server, api):
+    """The curl lines of sim export, run by bash with real curl, create and update a deployment."""
+    url, _ = server
+    env = {"PATH": os.environ.get("PATH", ""), "SCALEGEN_API_URL": url,
+           "SCALEGEN_API_KEY": KEY, "HF_TOKEN": TOKEN}
+    body = exported("curl-flow")
+    out = subprocess.run(["bash", "-c", curl_command("create", body)], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    inf_id = json.loads(out.stdout)["message"]["inf_id"]
+    try:
+        plan = update_request(parse_create(exported("curl-flow", "autoscaling_config.time_window_sec=45")),
+                              parse_create(body))
+        out = subprocess.run(["bash", "-c", curl_command("update", plan.body, inf_id=inf_id)],
+                             env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert api.get(inf_id)["config"]["autoscaling_config"]["time_window_sec"] == 45
+    finally:
         api.delete(inf_id)

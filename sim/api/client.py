@@ -8,8 +8,8 @@ sent, and an ``hf_token`` placeholder (``${HF_TOKEN}``, as exports write it) is 
 the environment at send time.
 
 Failures are typed (:mod:`sim.errors`): :class:`~sim.errors.ApiRequestError` for a 4xx
-(one line: method, path, status and the server's message; never retried),
-:class:`~sim.errors.ApiServerError` for a 5xx and :class:`~sim.errors.ApiConnectionError`
+(one line: method, path, status and the server's message; not retried, except 429 Too Many
+Requests), :class:`~sim.errors.ApiServerError` for a 5xx (or a 429 that persists) and :class:`~sim.errors.ApiConnectionError`
 for a connection failure or timeout, each raised once the retries are spent. Retries back
 off exponentially (``backoff_s * 2**attempt``, capped at ``backoff_max_s``; a ``Retry-After``
 header in seconds is honoured up to the same cap). ``POST /sg_inf/create`` is not idempotent,
@@ -186,7 +186,7 @@ class ScaleGenClient:
         """Send one API call with retries; the decoded JSON answer or a typed error.
 
         Raises :class:`~sim.errors.ApiRequestError` (4xx, or ``"success": false``),
-        :class:`~sim.errors.ApiServerError` (5xx) and :class:`~sim.errors.ApiConnectionError`
+        :class:`~sim.errors.ApiServerError` (5xx, or 429 on every attempt) and :class:`~sim.errors.ApiConnectionError`
         (connection failure or timeout) after ``retries`` further attempts.
         """
         if not self.base_url:
@@ -212,7 +212,8 @@ class ScaleGenClient:
                 self._sleep(self._delay(attempt, None))
                 continue
             status = response.status_code
-            if status >= 500:
+            # 429 (rate limited) is retried like a 5xx, as urllib3's Retry does by default.
+            if status >= 500 or status == 429:
                 if last:
                     raise ApiServerError(
                         f"{label}: {status} {response.reason_phrase} after {attempt + 1} "

@@ -43,6 +43,7 @@ from pydantic import (
     field_validator,
 )
 
+from sim.bounds import check_field
 from sim.errors import ConfigError
 from sim.hardware import canonical_gpu
 
@@ -68,9 +69,13 @@ MASK = "**********"
 
 
 def _reject_bool(value: object) -> object:
-    """Refuse booleans for numeric fields (pydantic would read ``true`` as 1)."""
+    """Refuse booleans and strings for whole-number fields: pydantic would read ``true`` as 1
+    and ``"1"`` as 1, but the API's behaviour on them is undocumented, so strict is the safe
+    reading (a JSON number, not a quoted one)."""
     if isinstance(value, bool):
         raise ValueError(f"expected a number, got the boolean {value!r}")
+    if isinstance(value, str):
+        raise ValueError(f"expected a whole number, got the string {value!r}: write it without quotes")
     return value
 
 
@@ -85,18 +90,7 @@ def _to_number(value: object) -> int | float:
             raise ValueError(f"expected a finite number, got {value!r}")
         return value
     if isinstance(value, str):
-        text = value.strip()
-        try:
-            return int(text)
-        except ValueError:
-            pass
-        try:
-            number = float(text)
-        except ValueError:
-            raise ValueError(f"expected a number, got {value!r}") from None
-        if not math.isfinite(number):
-            raise ValueError(f"expected a finite number, got {value!r}")
-        return number
+        raise ValueError(f"expected a number, got the string {value!r}: write it without quotes")
     raise ValueError(f"expected a number, got {type(value).__name__} {value!r}")
 
 
@@ -124,7 +118,13 @@ GpuName = Annotated[str, BeforeValidator(_gpu_name)]
 class _Body(BaseModel):
     """Shared config of the API models: immutable, unknown keys are errors."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _bounded(cls, value: Any, info: ValidationInfo) -> Any:
+        """Every number within its field's bound (sim.bounds: by unit, from the name)."""
+        return check_field(info.field_name or "", value)
 
 
 # --- help texts shared by the full and the partial (update) models -------------------------------

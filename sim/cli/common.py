@@ -14,13 +14,19 @@ from sim.errors import ConfigError
 SET_SOURCE = "--set"
 
 
-def progress_bar(total_s: float, enabled: bool) -> tuple[Callable[[float], None] | None, Any]:
-    """A tqdm bar over simulated time on a terminal; nothing when piped or quiet."""
-    if not enabled or not sys.stderr.isatty() or total_s <= 0:
+def progress_bar(
+    total_s: float, enabled: bool, *, force: bool = False
+) -> tuple[Callable[[float], None] | None, Any]:
+    """A tqdm bar over simulated time on stderr: shown when stderr is a terminal (piping
+    stdout does not hide it) or ``force`` (``--progress``, e.g. under a CI log); nothing when
+    quiet. When forced onto a non-terminal it redraws at most every 5 s, as lines."""
+    if not enabled or total_s <= 0 or not (force or sys.stderr.isatty()):
         return None, None
     from tqdm import tqdm
 
-    bar = tqdm(total=round(total_s), unit="sim-s", desc="simulating", leave=False)
+    tty = sys.stderr.isatty()
+    bar = tqdm(total=round(total_s), unit="sim-s", desc="simulating", leave=not tty,
+               mininterval=0.1 if tty else 5.0, file=sys.stderr)
 
     def update(t: float) -> None:
         bar.update(max(0, round(min(t, total_s)) - bar.n))
@@ -29,46 +35,44 @@ def progress_bar(total_s: float, enabled: bool) -> tuple[Callable[[float], None]
 
 
 def headline(summary: dict[str, Any]) -> str:
-    """The figures `sim run` prints; a missing figure (None, e.g. no request at all) is n/a."""
+    """The figures `sim run` prints; a missing figure (None, e.g. no request at all) is n/a.
+
+    Numbers use :mod:`sim.report.fmt`, as the reports and the replication table do.
+    """
+    from sim.report.fmt import count, pct, seconds, usd
+
     req, cost, lat, ttft = summary["requests"], summary["cost"], summary["latency_e2e_s"], summary["ttft_s"]
     slo, wk = summary["slo"], summary["workers"]
-
-    def f(x: Any, unit: str = "s") -> str:
-        return "n/a" if x is None else f"{x:.3g}{unit}"
-
-    def usd(x: Any, suffix: str = "") -> str:
-        return f"n/a{suffix}" if x is None else f"${x:.2f}{suffix}"
-
-    def num(x: Any, fmt: str = "") -> str:
-        return "n/a" if x is None else format(x, fmt)
 
     def positive(x: Any) -> bool:
         return isinstance(x, int | float) and x > 0
 
+    def trio(d: dict[str, Any]) -> str:
+        return "  ".join(f"{k} {seconds(d[k])}" for k in ("p50", "p95", "p99"))
+
     att = slo["attainment"]
-    per_1k = cost.get("per_1k_requests_usd")
     requests = (
-        f"requests   arrived {num(req['arrived'])}  completed {num(req['completed'])}"
-        f"  failed {num(req['failed'])}  in flight {num(req['in_flight'])}"
+        f"requests   arrived {count(req['arrived'])}  completed {count(req['completed'])}"
+        f"  failed {count(req['failed'])}  in flight {count(req['in_flight'])}"
     )
     if positive(req.get("retried")):
-        requests += f"  retried {req['retried']}"
+        requests += f"  retried {count(req['retried'])}"
     workers = (
-        f"workers    max {num(wk['max'])}  mean {num(wk['mean'], '.2f')}"
-        f"  cold starts {num(wk['cold_starts'])}"
-        f"  scale-ups {num(wk['scale_ups'])}  scale-downs {num(wk['scale_downs'])}"
+        f"workers    max {count(wk['max'])}  mean {count(wk['mean'])}"
+        f"  cold starts {count(wk['cold_starts'])}"
+        f"  scale-ups {count(wk['scale_ups'])}  scale-downs {count(wk['scale_downs'])}"
     )
     if positive(wk.get("preemptions")):
-        workers += f"  preemptions {wk['preemptions']}"
+        workers += f"  preemptions {count(wk['preemptions'])}"
     return "\n".join(
         [
             requests,
             f"cost       {usd(cost['total_usd'], ' total')}  {usd(cost['per_hour_usd'], '/h')}"
-            f"  {'n/a' if per_1k is None else '$' + f(per_1k, '')}/1k requests",
-            f"e2e        p50 {f(lat['p50'])}  p95 {f(lat['p95'])}  p99 {f(lat['p99'])}",
-            f"ttft       p50 {f(ttft['p50'])}  p95 {f(ttft['p95'])}  p99 {f(ttft['p99'])}",
-            f"slo        {slo['metric']} <= {slo['threshold_s']}s: "
-            + ("n/a" if att is None else f"{100 * att:.1f}% of requests"),
+            f"  {usd(cost.get('per_1k_requests_usd'), '/1k requests')}",
+            f"e2e        {trio(lat)}",
+            f"ttft       {trio(ttft)}",
+            f"slo        {slo['metric']} <= {seconds(slo['threshold_s'])}: "
+            + ("n/a" if att is None else f"{pct(att)} of requests"),
             workers,
         ]
     )

@@ -38,6 +38,36 @@ def cmd_profile_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_profile_list(args: argparse.Namespace) -> int:
+    """``sim profile list``: the models, GPUs and service models (engines) the simulator knows."""
+    from sim.hardware import GPU_SPECS
+    from sim.serving.models import MODELS, max_context_tokens
+    from sim.serving.profiles import builtin_shapes
+
+    measured: dict[str, list[str]] = {}
+    for model, gpu, gpus in builtin_shapes():
+        measured.setdefault(model, []).append(f"{gpus}x{gpu}")
+    print("models (any other Hugging Face id with a size in its name, e.g. '13b', is scaled "
+          "from the nearest of these)")
+    print(f"  {'name':18s} {'Hugging Face id':42s} {'params':>8s} {'context':>8s}  measured shapes")
+    for m in MODELS.values():
+        ctx = max_context_tokens(m.hf_id or m.name)
+        shapes = measured.get(m.name, [])
+        shown = ", ".join(shapes[:4]) + (f" (+{len(shapes) - 4})" if len(shapes) > 4 else "")
+        print(f"  {m.name:18s} {m.hf_id or '':42s} {m.params_b:7.2f}B "
+              f"{'-' if ctx is None else format(ctx, ','):>8s}  {shown or 'scaled'}")
+    print("  (Llama 3.1/3.3 ids, e.g. meta-llama/Llama-3.1-8B-Instruct, use the Llama-3 spec with "
+          "a 131,072-token context)")
+    print("GPUs")
+    print(f"  {'name':10s} {'memory GB':>9s} {'HBM GB/s':>9s} {'FP16 TFLOP/s':>13s}")
+    for g in GPU_SPECS.values():
+        print(f"  {g.name:10s} {g.memory_gb:9.1f} {g.hbm_gbps:9,.0f} {g.fp16_tflops:13,.0f}")
+    print("engines (serving.kind): llm (continuous batching, vLLM-style, fitted to Vidur "
+          "measurements), embedding (token-budget batching), fixed | exponential | lognormal "
+          "(plain queueing service times)")
+    return 0
+
+
 def register(sub: Any) -> None:
     """Add this command to the ``sim`` subparsers."""
     prof = sub.add_parser("profile", help="inspect performance profiles")
@@ -63,3 +93,5 @@ def register(sub: Any) -> None:
     show.add_argument("--model-config", metavar="CONFIG_JSON",
                       help="Hugging Face config.json of the model (serving.model_config)")
     show.set_defaults(func=cmd_profile_show)
+    lst = prof_sub.add_parser("list", help="the models, GPUs and engines the simulator knows")
+    lst.set_defaults(func=cmd_profile_list)

@@ -13,10 +13,8 @@ from sim.cli.common import (
     SET_SOURCE,
     check_trace_format,
     headline,
-    prepare_out,
     print_warnings,
     progress_bar,
-    writing,
 )
 from sim.errors import ConfigError, SimError
 
@@ -67,12 +65,30 @@ def _check_run_options(args: argparse.Namespace) -> None:
                               "Dask cluster)", source="sim run")
 
 
+def _limits(args: argparse.Namespace) -> Any:
+    """The run's resource limits from --max-requests and --max-memory."""
+    from sim.estimate import Limits, parse_size
+
+    if args.max_requests is not None and args.max_requests < 1:
+        raise ConfigError(f"expected a count >= 1, got {args.max_requests}", source="--max-requests")
+    memory = None
+    if args.max_memory is not None:
+        try:
+            memory = parse_size(args.max_memory)
+        except ValueError as exc:
+            raise ConfigError(str(exc), source="--max-memory") from None
+    kwargs: dict[str, Any] = {"max_memory_bytes": memory}
+    if args.max_requests is not None:
+        kwargs["max_requests"] = args.max_requests
+    return Limits(**kwargs)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """``sim run``: simulate a scenario and write summary, tables, report and plots."""
-    from sim.io import write_result
-    from sim.report import write_report
+    from sim.estimate import check_limits, estimate_built, estimate_spec
+    from sim.io import check_result_dir, slugify, write_run
     from sim.rng import Streams
-    from sim.run import simulate
+    from sim.run import simulate, workload_span
     from sim.scenario import load_scenario, scenario_from_create_body, validate_scenario
     from sim.workload import build_workload
 
@@ -90,40 +106,45 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         raise SimError("sim run needs a SCENARIO.yaml, or --deployment CREATE.json --trace FILE")
     checks = validate_scenario(scenario)
-    out = Path(args.out) if args.out else Path("results") / scenario.name
+    # The name is a label, never a path: "../x" or "/etc" must not escape results/.
+    out = Path(args.out) if args.out else Path("results") / slugify(scenario.name)
+    check_result_dir(out)  # a bad --out fails before the simulation, not after
+    limits = _limits(args)
+    check_limits(estimate_spec(scenario), limits)  # before anything is allocated
     if args.seeds is not None:
         return _run_replications(scenario, args, out, checks)
     seed = scenario.sim.seed if args.seed is None else args.seed
     workload = build_workload(scenario.workload, Streams(seed), scenario.base_dir)
-    prepare_out(out)
-    total = float(scenario.sim.horizon_s or (workload.arrival_s[-1] if len(workload) else 0.0))
-    update, bar = progress_bar(total, not args.quiet)
+    check_limits(estimate_built(scenario, len(workload), workload_span(workload)), limits)
+    total = float(scenario.sim.horizon_s or workload_span(workload))
+    update, bar = progress_bar(total, not args.quiet, force=args.progress)
     try:
-        result = simulate(scenario, seed, progress=update, workload=workload)
+        result = simulate(scenario, seed, progress=update, workload=workload, limits=limits)
     finally:
         if bar is not None:
             bar.close()
-    with writing(out):
-        write_result(result, out)
-        write_report(result, out)
+    write_run(result, out, report=not args.no_report)
     if not args.quiet:
         print_warnings(checks, result.summary.get("warnings") or [])
         print(headline(result.summary))
-        print(f"wrote {out}/ (summary.json, requests.parquet, workers.parquet, decisions.csv, report.md, plots)")
+        names = sorted(f.name for f in out.iterdir() if f.suffix != ".png")
+        plots = "" if args.no_report else ", plots"
+        print(f"wrote {out}/ ({', '.join(names)}{plots})")
     return 0
 
 
 def _run_replications(
     scenario: Any, args: argparse.Namespace, out: Path, checks: Sequence[str] = ()
 ) -> int:
-    """``sim run --seeds``: one full output folder per seed plus replications.json."""
-    from sim.io import write_json, write_result
+    """``sim run --seeds``: seed-N/ per replication, replications.json and one combined
+    report, written all or nothing (a previous single run's files do not survive)."""
+    from sim.io import atomic_result_dir, write_json, write_result
     from sim.replicate import parse_seeds, replicate, replication_summary
+    from sim.report.replications import replication_table, write_replications_report
 
     seeds = parse_seeds(args.seeds, min_count=2)
-    prepare_out(out)
     bar = None
-    if not args.quiet and sys.stderr.isatty():
+    if not args.quiet and (sys.stderr.isatty() or args.progress):
         from tqdm import tqdm
 
         bar = tqdm(total=len(seeds), unit="run", desc="replications", leave=False)
@@ -141,37 +162,17 @@ def _run_replications(
     finally:
         if bar is not None:
             bar.close()
-    with writing(out):
-        for seed, result in zip(seeds, results, strict=True):
-            write_result(result, out / f"seed-{seed}")
     agg = replication_summary(results)
-    with writing(out):
-        write_json(agg, out / "replications.json")
+    with atomic_result_dir(out, seed=seeds, summary_name="replications.json") as stage:
+        for seed, result in zip(seeds, results, strict=True):
+            write_result(result, stage / f"seed-{seed}")
+        write_json(agg, stage / "replications.json")
+        write_replications_report(agg, [r.summary for r in results], stage, scenario.name)
     if not args.quiet:
         print_warnings(checks, agg.get("warnings") or [])
-        print(_replication_table(agg))
-        print(f"wrote {out}/ (seed-*/ per replication, replications.json)")
+        print(replication_table(agg))
+        print(f"wrote {out}/ (seed-*/ per replication, replications.json, report.md, report.html)")
     return 0
-
-
-def _replication_table(agg: dict[str, Any]) -> str:
-    rows = [
-        ("cost per hour (USD)", ("cost", "per_hour_usd")),
-        ("E2E p50 (s)", ("latency_e2e_s", "p50")),
-        ("E2E p95 (s)", ("latency_e2e_s", "p95")),
-        ("TTFT p95 (s)", ("ttft_s", "p95")),
-        ("SLO attainment", ("slo", "attainment")),
-        ("workers mean", ("workers", "mean")),
-    ]
-    lines = [f"{agg['replications']['n']} replications, mean ± 95% CI half-width"]
-    for label, path in rows:
-        leaf = agg.get(path[0], {}).get(path[1], {})
-        mean, half = leaf.get("mean"), leaf.get("half_width")
-        if mean is None:
-            lines.append(f"{label:22s} n/a")
-        else:
-            lines.append(f"{label:22s} {mean:.4g} ± {half if half is not None else float('nan'):.2g}")
-    return "\n".join(lines)
 
 
 def register(sub: Any) -> None:
@@ -193,5 +194,13 @@ def register(sub: Any) -> None:
                      "local Dask cluster of --workers processes with 'local', instead of a "
                      "process pool")
     run.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario name>)")
+    run.add_argument("--max-requests", type=int, metavar="N",
+                     help="refuse runs estimated above N requests (default 50,000,000)")
+    run.add_argument("--max-memory", metavar="SIZE",
+                     help="refuse runs estimated to need more memory, e.g. 4G (default: 3/4 of RAM)")
+    run.add_argument("--progress", action="store_true",
+                     help="show the progress bar even when stderr is not a terminal")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
+    run.add_argument("--no-report", action="store_true",
+                     help="write the results only: no report.md and no plots (skips matplotlib)")
     run.set_defaults(func=cmd_run)

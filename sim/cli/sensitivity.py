@@ -13,6 +13,7 @@ from sim.errors import ConfigError
 
 def cmd_sensitivity(args: argparse.Namespace) -> int:
     """``sim sensitivity``: how cost and latency move under each semantic switch (DESIGN §4)."""
+    from sim.io import slugify
     from sim.replicate import parse_seeds
     from sim.scenario import load_scenario, validate_scenario
     from sim.sensitivity import format_table, plot, sensitivity
@@ -23,7 +24,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ConfigError(f"expected a number of processes >= 1, got {args.workers}",
                           source="--workers")
-    out = Path(args.out) if args.out else Path("results") / f"{scenario.name}-sensitivity"
+    out = Path(args.out) if args.out else Path("results") / f"{slugify(scenario.name)}-sensitivity"
     prepare_out(out)
     bar = None
     if not args.quiet and sys.stderr.isatty():
@@ -65,5 +66,5 @@ def register(sub: Any) -> None:
     sens.add_argument("--set", action="append", metavar="PATH=VALUE", help="override a field")
     sens.add_argument("--out", metavar="DIR",
                       help="output folder (default: results/<scenario name>-sensitivity)")
-    sens.add_argument("--quiet", action="store_true", help="do not print the table")
+    sens.add_argument("-q", "--quiet", action="store_true", help="do not print the table")
     sens.set_defaults(func=cmd_sensitivity)

@@ -10,7 +10,6 @@ were blocked are logged (``decisions.csv``).
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from typing import TYPE_CHECKING, Any
 
 from sim.engine.record import DecisionRecord, QueueSamples
@@ -116,7 +115,7 @@ class ControlLoop:
         gw.expire_queue(t)
         s, finished, window = self._statistic(t)
         arrived = gw.next_arrival
-        in_window = arrived - bisect_right(gw.arrival, t - window, 0, arrived)
+        in_window = gw.arrived_after(t - window)
         addable, limit = self._addable()
         obs = Observation(
             time_s=t, workers=pool.n_active, ready=len(pool.ready), starting=pool.n_starting,
@@ -125,9 +124,8 @@ class ControlLoop:
             last_arrival_s=gw.last_arrival_t,
             min_workers=int(self.deployment.initial_worker_config.min_workers),
             addable=addable, addable_limit=limit, price_per_hour_usd=pool.price_now(),
-            arrived_total=arrived, prompt_tokens_arrived=gw.reqs.cum_prompt[arrived],
-            output_tokens_arrived=gw.reqs.cum_output[arrived],
-            idle_since_s=gw.idle_since(),
+            arrived_total=arrived, prompt_tokens_arrived=gw.reqs.prompt_arrived,
+            output_tokens_arrived=gw.reqs.output_arrived, idle_since_s=gw.idle_since(),
         )
         d = self.policy.decide(obs)
         self._apply(d, obs)

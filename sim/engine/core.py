@@ -26,7 +26,7 @@ from sim.engine.control import ControlLoop, DecisionLog
 from sim.engine.gateway import Gateway, admission_enforced
 from sim.engine.pool import Pool, Worker
 from sim.engine.record import RunRecord
-from sim.engine.requests import RequestState
+from sim.engine.requests import RequestState, Sink
 from sim.engine.service import SERVICES, EmbeddingService, LlmService, QueueingService
 from sim.engine.window import LatencyWindow
 from sim.fleet.model import FleetModel
@@ -58,6 +58,7 @@ class Engine:
         fleet: FleetModel,
         seed: int,
         progress: Callable[[float], None] | None = None,
+        request_sink: Sink | None = None,
     ) -> None:
         self.seed = seed
         self.sim = sim
@@ -72,7 +73,7 @@ class Engine:
         self.service_kind = serving.resolved_kind(inf_type)
         self.reqs = reqs = RequestState(
             workload, kind=self.service_kind, deployment=deployment, serving=serving,
-            rng=Streams(seed).get("service"),
+            rng=Streams(seed).get("service"), sink=request_sink,
         )
         self.n = reqs.n
         # What services read from their host (the Host protocol).
@@ -112,6 +113,7 @@ class Engine:
         seed: int,
         fleet: FleetModel | None = None,
         progress: Callable[[float], None] | None = None,
+        request_sink: Sink | None = None,
     ) -> Engine:
         """An engine for ``scenario``'s sections (a fleet model is built when not given)."""
         if fleet is None:
@@ -120,7 +122,7 @@ class Engine:
             workload, policy, deployment=scenario.deployment, serving=scenario.serving,
             gateway=scenario.gateway, autoscaler=scenario.autoscaler, sim=scenario.sim,
             spot=scenario.fleet.spot, updates=list(scenario.updates), fleet=fleet, seed=seed,
-            progress=progress,
+            progress=progress, request_sink=request_sink,
         )
 
     @property
@@ -138,7 +140,7 @@ class Engine:
         self.control.start()
         horizon = sim.horizon_s
         if horizon is None:
-            last = self.reqs.arrival[-1] if self.n else 0.0
+            last = float(self.reqs.arrival_s[-1]) if self.n else 0.0
             horizon = last + float(sim.max_drain_s)
             self._drain_stop = True
             if not self.n:

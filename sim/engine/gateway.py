@@ -15,6 +15,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from sim.engine.record import (
     COMPLETED,
     FAIL_PREEMPTED,
@@ -94,18 +96,19 @@ class Gateway:
     def start(self) -> None:
         """Schedule the first arrival."""
         if self.n:
-            self.clock.schedule(self.arrival[0], self._on_arrival)
+            self.clock.schedule(self.reqs.arrival_time(0), self._on_arrival)
 
     # -- arrivals --------------------------------------------------------------------------------
     def _on_arrival(self, _e: Any) -> None:
-        rid = self.next_arrival
-        self.next_arrival = rid + 1
+        i = self.next_arrival
+        self.next_arrival = i + 1
         t = self.env._now
         self.last_arrival_t = t
-        if rid + 1 < self.n:
-            self.clock.schedule(self.arrival[rid + 1] - t, self._on_arrival)
-        too_long = self.reqs.too_long
-        if too_long is not None and too_long[rid]:
+        reqs = self.reqs
+        rid, too_long = reqs.arrive(i)  # rid: the request's slot while it is in the system
+        if i + 1 < self.n:
+            self.clock.schedule(reqs.arrival_time(i + 1) - t, self._on_arrival)
+        if too_long:
             self.fail(rid, t, FAIL_TOO_LARGE)
             return
         if self.admission_rate and not self._admit(rid, t):
@@ -118,8 +121,14 @@ class Gateway:
             self.dispatch()
         elif len(q) > self.queue_max:
             self.queue_max = len(q)
-        if self.progress is not None and not rid % 4096:
+        if self.progress is not None and not i % 4096:
             self.progress(t)
+
+    def arrived_after(self, t0: float) -> int:
+        """Requests that arrived in (t0, now]."""
+        arrived = self.next_arrival
+        before = int(np.searchsorted(self.reqs.arrival_s, t0, side="right"))
+        return arrived - min(before, arrived)
 
     def queue_area_to(self, t: float) -> None:
         """Integrate the gateway queue length up to ``t`` (before the queue changes)."""
@@ -225,6 +234,9 @@ class Gateway:
             self.window.add(t, t - self.arrival[rid])
         if t > self.last_departure_t:
             self.last_departure_t = t
+        if self.requeued_at:
+            self.requeued_at.pop(rid, None)
+        reqs.release(rid)
         self.resolve(1)
 
     def _observed(self, rid: int) -> bool:
@@ -245,6 +257,9 @@ class Gateway:
     def completed(self, rids: list[int], tc: float) -> None:
         """Requests ``rids`` completed at ``tc`` (as the gateway sees it, after the round trip)."""
         reqs = self.reqs
+        if len(rids) > 1:
+            # In arrival order whatever slots they hold (the window sums in this order).
+            rids = sorted(rids, key=reqs.gid.__getitem__)
         done_t, status = reqs.done_t, reqs.status
         for rid in rids:
             done_t[rid] = tc
@@ -255,6 +270,11 @@ class Gateway:
                 add(tc, tc - arrival[rid])
         self.running -= len(rids)
         self.last_departure_t = tc
+        requeued, release = self.requeued_at, reqs.release
+        for rid in rids:
+            if requeued:
+                requeued.pop(rid, None)
+            release(rid)
 
     def take_back(self, lost: list[int], t: float, *, fail: bool) -> None:
         """Requests lost on a preempted worker: fail them, or put them back at the queue head
@@ -273,5 +293,5 @@ class Gateway:
                 requeue.append(rid)
         if requeue:
             self.queue_area_to(t)
-            self.queue.extendleft(sorted(requeue, reverse=True))
+            self.queue.extendleft(sorted(requeue, key=reqs.gid.__getitem__, reverse=True))
             self.queue_max = max(self.queue_max, len(self.queue))

@@ -128,7 +128,7 @@ class QueueSamples:
 class RunRecord:
     """Everything the engine measured in one run."""
 
-    requests: RequestColumns
+    requests: RequestColumns | None  # None when requests were streamed (sim.results: summary)
     workers: list[WorkerRecord]
     decisions: list[DecisionRecord]
     timeline: Timeline

@@ -31,7 +31,8 @@ from sim.engine.record import (
     WorkerRecord,
 )
 from sim.errors import ConfigError
-from sim.metrics.stats import billed_seconds, json_float, latency_stats, time_weighted
+from sim.metrics.stats import billed_seconds, json_float, time_weighted
+from sim.metrics.tally import RequestTally
 
 # User spellings of the SLO metric -> canonical name (the autoscaler's `metric` switch names).
 SLO_METRICS: dict[str, str] = {
@@ -178,6 +179,12 @@ def _requests_frame(req: RequestColumns, request_id: np.ndarray) -> pd.DataFrame
     )
 
 
+def _empty_requests_frame() -> pd.DataFrame:
+    """The requests frame of a summary-only run: the columns, no rows."""
+    empty = np.zeros(0)
+    return _requests_frame(RequestColumns.empty(empty, empty, empty), np.arange(0))
+
+
 def _worker_billing(
     workers: list[WorkerRecord], horizon_s: float, granularity_s: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -260,19 +267,6 @@ def _worker_count_from_records(workers: list[WorkerRecord]) -> tuple[np.ndarray,
     return times, np.asarray(counts, dtype=np.float64)
 
 
-def _slo_values(metric: str, req: RequestColumns) -> np.ndarray:
-    a = req.arrival_s
-    if metric == "e2e":
-        return req.completion_s - a
-    if metric == "ttft":
-        return req.first_token_s - a
-    if metric == "queue":
-        return req.dispatch_s - a
-    out = req.output_tokens.astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(out > 1, (req.completion_s - req.first_token_s) / (out - 1), np.nan)
-
-
 def build_result(
     record: RunRecord,
     *,
@@ -281,71 +275,46 @@ def build_result(
     warmup_s: float = 0.0,
     scenario_dict: Mapping[str, Any] | None = None,
     billing_granularity_s: float = 1.0,
+    request_tally: RequestTally | None = None,
 ) -> Result:
     """Build the summary and DataFrames of one run from the engine's record (DESIGN §3.3, §6)."""
     metric = canonical_slo_metric(slo_metric)
     horizon = float(record.horizon_s)
     warnings = [str(w) for w in record.warnings]
 
-    req_all = record.requests
-    n_all = _check_requests(req_all)
-    # A request that arrives after the horizon never entered the simulated system: it is not
-    # counted anywhere (the engine normally does not even keep such requests).
-    inside = np.isfinite(req_all.arrival_s) & (req_all.arrival_s <= horizon)
-    if inside.all():
-        req = req_all
-        request_id = np.arange(n_all)
-    else:
-        request_id = np.flatnonzero(inside)
-        req = _select_requests(req_all, request_id)
-        warnings.append(
-            f"{n_all - request_id.size} requests arrive after the horizon ({horizon:g} s) and are not counted"
+    if record.requests is not None:
+        req_all = record.requests
+        n_all = _check_requests(req_all)
+        # A request that arrives after the horizon never entered the simulated system: it is
+        # not counted anywhere (the engine normally does not even keep such requests).
+        inside = np.isfinite(req_all.arrival_s) & (req_all.arrival_s <= horizon)
+        if inside.all():
+            kept = req_all
+            request_id = np.arange(n_all)
+        else:
+            request_id = np.flatnonzero(inside)
+            kept = _select_requests(req_all, request_id)
+            warnings.append(
+                f"{n_all - request_id.size} requests arrive after the horizon ({horizon:g} s) and are not counted"
+            )
+        tally = RequestTally(
+            slo_metric=metric, slo_threshold_s=slo_threshold_s, warmup_s=warmup_s, exact=True
         )
-
-    status = req.status
-    completed = status == COMPLETED
-    failed = status == FAILED
-    n = len(status)
-    n_completed = int(completed.sum())
-    n_failed = int(failed.sum())
-    n_in_flight = n - n_completed - n_failed
-    reason_counts = np.bincount(
-        req.fail_reason[failed].astype(np.int64), minlength=len(FAIL_REASONS)
-    )
-    failed_by_reason = {FAIL_REASONS[i]: int(reason_counts[i]) for i in range(1, len(FAIL_REASONS))}
-    if reason_counts[0]:
-        failed_by_reason["unspecified"] = int(reason_counts[0])
-
-    # Latency tallies: completed requests that arrived at or after the warm-up.
-    measured = req.arrival_s >= warmup_s
-    done = completed & measured
-    a = req.arrival_s[done]
-    c = req.completion_s[done]
-    f = req.first_token_s[done]
-    d = req.dispatch_s[done]
-    out = req.output_tokens[done].astype(np.float64)
-    decode = out > 1
-    tpot = (c[decode] - f[decode]) / (out[decode] - 1)
+        tally.add(kept)
+        req: RequestColumns | None = kept
+    elif request_tally is not None:
+        # Summary mode: the engine streamed every request into the tally as it resolved.
+        req, tally = None, request_tally
+    else:
+        raise ValueError("build_result needs the record's request columns or a request_tally")
     if warmup_s >= horizon > 0:
         warnings.append(
             f"warm-up ({warmup_s:g} s) covers the whole horizon ({horizon:g} s): no request is measured"
         )
-    if n_completed == 0:
-        warnings.append("no request completed: latency statistics are null")
-
-    # SLO: every arrived request after warm-up is in the denominator; failed and in-flight
-    # requests are misses. TPOT is undefined for out <= 1 (no inter-token gap): counted as met.
-    n_measured = int(measured.sum())
-    values = _slo_values(metric, req)
-    ok = np.zeros(n, dtype=bool)
-    ok[done] = values[done] <= slo_threshold_s
-    if metric == "tpot":
-        ok[done] |= ~np.isfinite(values[done])
-    elif np.isnan(values[done]).any():
-        warnings.append(
-            f"{int(np.isnan(values[done]).sum())} completed requests lack the {metric} timestamp and count as SLO misses"
-        )
-    attainment = float(ok.sum()) / n_measured if n_measured else None
+    warnings.extend(tally.warnings())
+    blocks = tally.summary()
+    n_completed = tally.completed
+    out_tokens = tally.output_tokens
 
     # Cost.
     billed, cost = _worker_billing(record.workers, horizon, billing_granularity_s)
@@ -363,7 +332,6 @@ def build_result(
     spot_od = spot & ~on_prem & np.isfinite(od_price)
     spot_savings = float((billed[spot_od] / 3600.0 * od_price[spot_od]).sum() - cost[spot_od].sum())
     lost_work = float(sum(w.lost_work_gpu_s for w in record.workers))
-    out_tokens = int(req.output_tokens[completed].sum())
     hours = horizon / 3600.0
 
     # Workers over time: the engine's time-weighted monitor, or a rebuild if it kept none.
@@ -398,21 +366,7 @@ def build_result(
 
     wall = float(record.wall_s)
     summary: dict[str, Any] = {
-        "requests": {
-            "arrived": n,
-            "completed": n_completed,
-            "failed": n_failed,
-            "in_flight": n_in_flight,
-            "retried": int((req.retries > 0).sum()),
-            "retries_total": int(req.retries.astype(np.int64).sum()),
-            "measured": n_measured,
-            "failed_by_reason": failed_by_reason,
-        },
-        "latency_e2e_s": latency_stats(c - a),
-        "ttft_s": latency_stats(f - a),
-        "queue_s": latency_stats(d - a),
-        "tpot_s": latency_stats(tpot),
-        "slo": {"metric": metric, "threshold_s": float(slo_threshold_s), "attainment": attainment},
+        **blocks,
         "cost": {
             "total_usd": total,
             "per_hour_usd": total / hours if hours > 0 else None,
@@ -451,7 +405,8 @@ def build_result(
             "warmup_s": float(warmup_s),
             "wall_s": wall,
             "events": int(record.events),
-            "requests_per_wall_s": n / wall if wall > 0 else None,
+            "requests_per_wall_s": tally.arrived / wall if wall > 0 else None,
+            "results": "full" if req is not None else "summary",
         },
         "warnings": warnings,
         "scenario": to_jsonable(mask_secrets(scenario_dict or {})),
@@ -461,7 +416,9 @@ def build_result(
     billed_workers = _workers_frame(record.workers, billed, cost)
     return Result(
         summary=summary,
-        requests=_requests_frame(req, request_id),
+        requests=(
+            _requests_frame(req, request_id) if req is not None else _empty_requests_frame()
+        ),
         workers=billed_workers,
         decisions=_decisions_frame(record.decisions),
         timeline=_series_frame(record.timeline, TIMELINE_COLUMNS),

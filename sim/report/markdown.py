@@ -1,4 +1,5 @@
-"""The run report: ``report.md`` with headline numbers, workers, decisions, warnings and plots."""
+"""The run report: ``report.md`` (and ``report.html``) with headline numbers, what they mean,
+warnings, workers, decisions and plots."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from sim.report.fmt import pct, seconds, usd
+from sim.report.insight import important_warnings, what_this_means
 from sim.report.plots import write_plots
 
 if TYPE_CHECKING:
@@ -16,16 +19,17 @@ if TYPE_CHECKING:
 
 MAX_WORKER_ROWS = 30
 MAX_REASON_ROWS = 25
+MAX_LOG_ROWS = 40  # scaling actions listed one by one; all are in decisions.csv
 _METRICS_DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 
 
-def _s(v: float | None, digits: int = 3) -> str:
-    return "–" if v is None else f"{v:.{digits}g} s"
+def _s(v: float | None) -> str:
+    return "–" if v is None else seconds(v)
 
 
 def _usd(v: float | None) -> str:
-    return "–" if v is None else f"${v:,.2f}"
+    return "–" if v is None else usd(v)
 
 
 def _num(v: float | int | None, fmt: str = ",") -> str:
@@ -48,7 +52,7 @@ def _headline(s: dict[str, Any]) -> list[str]:
         ["cost per 1k requests", _usd(c["per_1k_requests_usd"])],
         ["E2E latency p50 / p95 / p99", " / ".join(_s(e2e[k]) for k in ("p50", "p95", "p99"))],
         ["TTFT p50 / p95 / p99", " / ".join(_s(ttft[k]) for k in ("p50", "p95", "p99"))],
-        [f"SLO attainment ({slo['metric'].upper()} ≤ {slo['threshold_s']:g} s)", "–" if att is None else f"{att:.2%}"],
+        [f"SLO attainment ({slo['metric'].upper()} ≤ {slo['threshold_s']:g} s)", "–" if att is None else pct(att)],
         ["requests completed / failed / in flight", f"{r['completed']:,} / {r['failed']:,} / {r['in_flight']:,} (of {r['arrived']:,} arrived)"],
         ["workers max / mean", f"{w['max']} / {_num(w['mean'], '.2f')}"],
         ["GPU-hours billed", _num(w["gpu_hours"], ",.2f")],
@@ -114,31 +118,53 @@ def _reason_kind(reason: str) -> str:
     return _NUMBER.sub("#", reason) if reason else "(none)"
 
 
+def _range(lo: Any, hi: Any) -> str:
+    if pd.isna(lo):
+        return "–"
+    return f"{lo:.3g}" if lo == hi else f"{lo:.3g} – {hi:.3g}"
+
+
 def _decisions_section(dec: pd.DataFrame) -> list[str]:
     if dec.empty:
         return ["The autoscaler neither acted nor was blocked."]
+    has_stat = "statistic" in dec.columns
+    stat = dec["statistic"] if has_stat else pd.Series(float("nan"), index=dec.index)
     counts = (
-        dec.assign(reason=dec["reason"].map(_reason_kind))
-        .groupby(["action", "reason"], observed=True)
+        dec.assign(kind=dec["reason"].map(_reason_kind), stat=stat)
+        .groupby(["action", "kind"], observed=True, sort=False)
         .agg(
+            reason=("reason", "first"),
             count=("time_s", "size"),
             workers=("delta", "sum"),
+            s_min=("stat", "min"),
+            s_max=("stat", "max"),
             first=("time_s", "min"),
             last=("time_s", "max"),
         )
         .reset_index()
-        .sort_values("count", ascending=False)
+        .sort_values("count", ascending=False, kind="stable")
     )
     rows = [
-        [str(r["action"]), f"`{r['reason']}`", f"{r['count']:,}", f"{r['workers']:+,}", _t(r["first"]),
-         _t(r["last"])]
+        [str(r["action"]), f"`{r['reason'] or '(none)'}`", f"{r['count']:,}",
+         _range(r["s_min"], r["s_max"]), f"{r['workers']:+,}", _t(r["first"]), _t(r["last"])]
         for r in counts.head(MAX_REASON_ROWS).to_dict("records")
     ]  # fmt: skip
-    lines = [f"{len(dec):,} decisions (every tick that acted or was blocked; all in `decisions.csv`). "
-             "Numbers in reasons are shown as `#`.", ""]  # fmt: skip
-    lines += _table(["action", "reason", "count", "workers Δ", "first s", "last s"], rows)
+    lines = [f"{len(dec):,} decisions (every tick that acted or was blocked; all in `decisions.csv`), "
+             "grouped by action and reason. The reason is the first one logged; S is the "
+             "statistic the policy compared (seconds), its range over the group.", ""]  # fmt: skip
+    lines += _table(["action", "reason (first)", "count", "S", "workers Δ", "first s", "last s"], rows)
     if len(counts) > MAX_REASON_ROWS:
         lines += ["", f"… and {len(counts) - MAX_REASON_ROWS} more (action, reason) pairs."]
+    acted = dec[dec["delta"] != 0]
+    if len(acted):
+        log = [
+            [_t(r["time_s"]), str(r["action"]), _range(r.get("statistic"), r.get("statistic")),
+             f"{int(r['workers']):,}", f"{int(r['delta']):+,}", f"`{r['reason']}`"]
+            for r in acted.head(MAX_LOG_ROWS).to_dict("records")
+        ]  # fmt: skip
+        more = f" (the first {MAX_LOG_ROWS} of {len(acted):,})" if len(acted) > MAX_LOG_ROWS else ""
+        lines += ["", f"Scaling actions{more}:", ""]
+        lines += _table(["time s", "action", "S", "workers before", "Δ", "reason"], log)
     return lines
 
 
@@ -189,7 +215,15 @@ def render_report(result: Result, out_dir: str | Path = ".") -> str:
             f"warm-up {sim['warmup_s']:,.0f} s" if sim.get("warmup_s") else "",
         ) if x
     )  # fmt: skip
-    lines = [f"# Run report: {title}", "", what + ".", "", "## Headline", ""]
+    lines = [f"# Run report: {title}", "", what + ".", ""]
+    description = scen.get("description")
+    if description:
+        lines += [str(description).strip(), ""]
+    lines += [f"**What this means:** {what_this_means(s)}", ""]
+    warnings = important_warnings(result)
+    if warnings:
+        lines += ["## Warnings", ""] + [f"- {w}" for w in warnings] + [""]
+    lines += ["## Headline", ""]
     lines += _headline(s)
     lines += ["", "![Latency CDF](latency_cdf.png)", "", "## Workers", ""]
     lines += _workers_section(result.workers)
@@ -203,19 +237,18 @@ def render_report(result: Result, out_dir: str | Path = ".") -> str:
     lines += _decisions_section(result.decisions)
     lines += ["", "## Cost", "", "![Cost over time](cost.png)", ""]
     lines += _spot_section(s)
-    warnings = s.get("warnings") or []
-    lines += ["## Warnings", ""]
-    lines += [f"- {w}" for w in warnings] if warnings else ["None."]
     q = s.get("queue", {}).get("mean_len")
     rps = sim.get("requests_per_wall_s")
     lines += [
         "",
         "## Assumptions",
         "",
+        ("No warnings." if not warnings else "Warnings are listed at the top."),
+        "",
         f"Metric definitions: {_metrics_link(Path(out_dir))}. Latency percentiles are over completed "
         f"requests arriving after the warm-up ({sim.get('warmup_s', 0):g} s); failed and in-flight "
         "requests are excluded from percentiles and count as SLO misses. Cost is billed from VM "
-        f"start to termination (or the horizon) in granules of {s['cost'].get('billing_granularity_s', 1):g} s; "
+        f"start to termination (or the horizon) in granules of {s['cost'].get('billing_granularity_s') or 1:g} s; "
         "cost per hour divides by the horizon. Mean workers is time-weighted over the horizon."
         + (f" Mean gateway queue length {q:.3g}." if q is not None else ""),
         "",
@@ -227,10 +260,16 @@ def render_report(result: Result, out_dir: str | Path = ".") -> str:
 
 
 def write_report(result: Result, out_dir: str | Path) -> Path:
-    """Write report.md and its three PNG plots into ``out_dir``; return the report's path."""
+    """Write report.md, its three PNG plots and the self-contained report.html into
+    ``out_dir``; return the path of report.md."""
+    from sim.report.html import write_html
+    from sim.report.insight import SLO_TARGET
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_plots(result, out)
+    text = render_report(result, out)
     path = out / "report.md"
-    path.write_text(render_report(result, out), encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
+    write_html(result.summary, text, out, slo_target=SLO_TARGET)
     return path

@@ -1,5 +1,9 @@
 """PNG plots of one run: latency CDFs, workers and queue over time, cumulative cost.
 
+Every curve is drawn from at most :data:`MAX_POINTS` points: latency CDFs from quantiles,
+time series from time buckets (the peak within each), never one point per request, so a
+plot of a 10M-request run costs what a plot of a 10k-request run does.
+
 Figures are drawn on matplotlib's Agg canvas directly (no pyplot state, no display), so
 plotting is safe in worker processes and never leaks figures between runs.
 """
@@ -22,6 +26,7 @@ if TYPE_CHECKING:
     from sim.metrics.result import Result
 
 DPI = 110
+MAX_POINTS = 2000  # points per curve: more than the pixels across a plot adds nothing
 _E2E_COLOR = "#1f77b4"
 _TTFT_COLOR = "#ff7f0e"
 
@@ -62,8 +67,45 @@ def _empty(ax: Axes, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
 
 
+def cdf_points(values: np.ndarray, max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """(latency, fraction ≤ latency) of an empirical CDF from at most ``max_points`` quantiles.
+
+    Up to ``max_points`` finite values every value is a point (the exact ECDF); above, the
+    quantiles at ``max_points`` evenly spaced fractions (linear interpolation, numpy's
+    default), so the curve is within 1/``max_points`` of the exact ECDF in fraction.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if x.size <= max_points:
+        x = np.sort(x)
+        return x, np.arange(1, x.size + 1) / max(x.size, 1)
+    frac = np.linspace(1.0 / max_points, 1.0, max_points)
+    return np.quantile(x, frac), frac
+
+
+def bucket_peaks(
+    starts: np.ndarray, values: np.ndarray, horizon_s: float, max_points: int = MAX_POINTS
+) -> tuple[np.ndarray, np.ndarray]:
+    """A held step series as at most ``max_points`` (bucket start, peak value) steps.
+
+    With no more segments than ``max_points`` the series is returned as it is; otherwise
+    [0, horizon] is cut into ``max_points`` equal buckets and each shows the highest value
+    held in it, so short peaks stay visible.
+    """
+    if starts.size <= max_points or horizon_s <= 0:
+        return starts, values
+    edges = np.linspace(0.0, horizon_s, max_points + 1)
+    # The value held at each bucket's start, then the peak of any change inside the bucket.
+    held = values[np.clip(np.searchsorted(starts, edges[:-1], side="right") - 1, 0, None)]
+    idx = np.clip(np.searchsorted(edges, starts, side="right") - 1, 0, max_points - 1)
+    peak = held.astype(np.float64).copy()
+    np.maximum.at(peak, idx, values)
+    return edges[:-1], peak
+
+
 def plot_latency_cdf(result: Result, path: Path) -> Path:
-    """Empirical CDFs of E2E latency and TTFT of measured completed requests, log x axis."""
+    """Empirical CDFs of E2E latency and TTFT of measured completed requests, log x axis
+    (from at most :data:`MAX_POINTS` quantiles each, :func:`cdf_points`)."""
     fig, (ax,) = _figure(7.5, 4.6)
     req = result.requests
     warmup = float(result.summary["sim"]["warmup_s"])
@@ -73,14 +115,12 @@ def plot_latency_cdf(result: Result, path: Path) -> Path:
         ("e2e_s", "end-to-end (E2E)", _E2E_COLOR, "latency_e2e_s"),
         ("ttft_s", "time to first token (TTFT)", _TTFT_COLOR, "ttft_s"),
     ):
-        x = np.sort(req[col].to_numpy()[done])
-        x = x[np.isfinite(x)]
+        x, y = cdf_points(req[col].to_numpy()[done])
         if x.size == 0:
             continue
         # Zero latencies cannot sit on a log axis; draw them at the smallest positive value.
         floor = x[x > 0].min() if (x > 0).any() else 1e-3
         x = np.maximum(x, floor)
-        y = np.arange(1, x.size + 1) / x.size
         p50, p95 = result.summary[key]["p50"], result.summary[key]["p95"]
         ax.step(x, y, where="post", color=color, lw=1.8,
                 label=f"{label}  p50 {p50:.3g} s · p95 {p95:.3g} s")  # fmt: skip
@@ -137,8 +177,9 @@ def plot_workers_queue(result: Result, path: Path) -> Path:
         ):
             starts, dur, vals = step_segments(tl["time_s"].to_numpy(), tl[col].to_numpy(), horizon)
             keep = dur > 0
-            xs = np.append(starts[keep], horizon) / div
-            ys = np.append(vals[keep], vals[keep][-1] if keep.any() else 0)
+            bx, by = bucket_peaks(starts[keep], vals[keep], horizon)
+            xs = np.append(bx, horizon) / div
+            ys = np.append(by, by[-1] if by.size else 0)
             ax_w.step(xs, ys, where="post", label=label, color=color, lw=lw)
         ax_w.set_ylim(bottom=0)
         ax_w.yaxis.set_major_locator(MaxNLocator(integer=True))
@@ -149,6 +190,8 @@ def plot_workers_queue(result: Result, path: Path) -> Path:
         ("scale_up", "^", "#2ca02c"), ("scale_down", "v", "#d62728"), ("replace", "D", "#8c564b"),
     ):  # fmt: skip
         sel = dec[(dec["action"] == action) & (dec["delta"] != 0)]
+        if len(sel) > MAX_POINTS:  # markers beyond this overlap anyway; keep an even spread
+            sel = sel.iloc[np.linspace(0, len(sel) - 1, MAX_POINTS).astype(int)]
         if len(sel):
             ax_w.scatter(sel["time_s"] / div, sel["workers"] + sel["delta"], marker=marker, color=color,
                          s=36, zorder=3, label=action.replace("_", " "))  # fmt: skip
@@ -213,13 +256,19 @@ def plot_cost(result: Result, path: Path) -> Path:
         times = tl["time_s"].to_numpy()
         rate = tl["cost_rate_usd_per_h"].to_numpy()
         t, cum = cumulative_cost(times, rate, horizon)
+        if t.size > MAX_POINTS:  # the integral is linear between change points: sample it
+            grid = np.linspace(0.0, horizon, MAX_POINTS)
+            t, cum = grid, np.interp(grid, t, cum)
         ax.plot(t / div, cum, color="#1f77b4", lw=2, label="cumulative cost (integrated cost rate)")
-        ax.axhline(cost["total_usd"], color="0.35", ls=":", lw=1.2,
-                   label=f"billed total ${cost['total_usd']:,.2f} (incl. billing granularity)")  # fmt: skip
+        total = cost.get("total_usd")
+        if total is not None and np.isfinite(total):  # null when a billing figure is not finite
+            ax.axhline(total, color="0.35", ls=":", lw=1.2,
+                       label=f"billed total ${total:,.2f} (incl. billing granularity)")  # fmt: skip
         starts, dur, vals = step_segments(times, rate, horizon)
         keep = dur > 0
         if keep.any():
-            ax_r.step(np.append(starts[keep], horizon) / div, np.append(vals[keep], vals[keep][-1]),
+            bx, by = bucket_peaks(starts[keep], vals[keep], horizon)
+            ax_r.step(np.append(bx, horizon) / div, np.append(by, by[-1]),
                       where="post", color="#ff7f0e", lw=1.5)  # fmt: skip
         _legend_above(ax)
     else:

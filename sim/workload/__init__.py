@@ -24,39 +24,94 @@ Every kind takes ``transforms:``, applied in order: ``{op: time_scale, factor}``
 vidur, csv, jsonl, parquet (``TRACE_FORMATS``); generators are in ``GENERATORS``.
 """
 
-from sim.workload.build import apply_transform, build_workload
-from sim.workload.generators import GENERATORS, StreamSource, SubStreams
-from sim.workload.spec import (
-    ColumnMap,
-    CompositeWorkload,
-    ConstantTokens,
-    DiurnalWorkload,
-    GammaWorkload,
-    JointTokens,
-    LognormalTokens,
-    MMPPWorkload,
-    PoissonWorkload,
-    ServeGenWorkload,
-    SpikeWorkload,
-    StepWorkload,
-    TokenDist,
-    TraceTokens,
-    TraceWorkload,
-    Transform,
-    WorkloadSpec,
-    parse_workload_spec,
-)
-from sim.workload.stats import rate_series, trace_stats
-from sim.workload.traces import (
-    TRACE_FORMATS,
-    TraceFormat,
-    detect_format,
-    load_trace,
-    read_token_column,
-    read_token_pairs,
-    register_format,
-)
-from sim.workload.workload import Workload
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# The submodules load on first use (PEP 562), so that importing a light part (the specs, for
+# ``sim --help``) does not pull in pandas and pyarrow.
+if TYPE_CHECKING:
+    from sim.workload.build import apply_transform, build_workload
+    from sim.workload.generators import GENERATORS, StreamSource, SubStreams
+    from sim.workload.spec import (
+        ColumnMap,
+        CompositeWorkload,
+        ConstantTokens,
+        DiurnalWorkload,
+        GammaWorkload,
+        JointTokens,
+        LognormalTokens,
+        MMPPWorkload,
+        PoissonWorkload,
+        ServeGenWorkload,
+        SpikeWorkload,
+        StepWorkload,
+        TokenDist,
+        TraceTokens,
+        TraceWorkload,
+        Transform,
+        WorkloadSpec,
+        parse_workload_spec,
+    )
+    from sim.workload.stats import rate_series, trace_stats
+    from sim.workload.traces import (
+        TRACE_FORMATS,
+        TraceFormat,
+        detect_format,
+        load_trace,
+        read_token_column,
+        read_token_pairs,
+        register_format,
+    )
+    from sim.workload.workload import Workload
+
+_LAZY: dict[str, str] = {
+    "ColumnMap": "sim.workload.spec",
+    "CompositeWorkload": "sim.workload.spec",
+    "ConstantTokens": "sim.workload.spec",
+    "DiurnalWorkload": "sim.workload.spec",
+    "GENERATORS": "sim.workload.generators",
+    "GammaWorkload": "sim.workload.spec",
+    "JointTokens": "sim.workload.spec",
+    "LognormalTokens": "sim.workload.spec",
+    "MMPPWorkload": "sim.workload.spec",
+    "PoissonWorkload": "sim.workload.spec",
+    "ServeGenWorkload": "sim.workload.spec",
+    "SpikeWorkload": "sim.workload.spec",
+    "StepWorkload": "sim.workload.spec",
+    "StreamSource": "sim.workload.generators",
+    "SubStreams": "sim.workload.generators",
+    "TRACE_FORMATS": "sim.workload.traces",
+    "TokenDist": "sim.workload.spec",
+    "TraceFormat": "sim.workload.traces",
+    "TraceTokens": "sim.workload.spec",
+    "TraceWorkload": "sim.workload.spec",
+    "Transform": "sim.workload.spec",
+    "Workload": "sim.workload.workload",
+    "WorkloadSpec": "sim.workload.spec",
+    "apply_transform": "sim.workload.build",
+    "build_workload": "sim.workload.build",
+    "detect_format": "sim.workload.traces",
+    "load_trace": "sim.workload.traces",
+    "parse_workload_spec": "sim.workload.spec",
+    "rate_series": "sim.workload.stats",
+    "read_token_column": "sim.workload.traces",
+    "read_token_pairs": "sim.workload.traces",
+    "register_format": "sim.workload.traces",
+    "trace_stats": "sim.workload.stats",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the submodule that defines ``name`` on first access."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sim.workload' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "GENERATORS",

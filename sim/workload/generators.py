@@ -61,6 +61,10 @@ GENERATORS: Registry[Generator] = Registry("workload generator")
 # --- arrival-time primitives ------------------------------------------------------------------
 
 
+#: Draws per block when generating large workloads (bounds temporaries; same numbers as one draw).
+BLOCK = 1 << 20
+
+
 def poisson_arrivals(
     rate_per_s: float,
     rng: np.random.Generator,
@@ -72,7 +76,9 @@ def poisson_arrivals(
         # Given the count, Poisson arrival times are i.i.d. uniform on the interval: exact and
         # fully vectorised (no loop over an unknown number of exponential gaps).
         n = int(rng.poisson(rate_per_s * duration_s))
-        return np.sort(rng.uniform(0.0, duration_s, n))
+        times = rng.uniform(0.0, duration_s, n)
+        times.sort()  # in place: a 100M-candidate draw holds one array, not two
+        return times
     if requests is None:
         raise ValueError("give duration_s or requests")
     return np.cumsum(rng.exponential(1.0 / rate_per_s, requests))
@@ -129,7 +135,12 @@ def thinned_arrivals(
 ) -> np.ndarray:
     """Exact non-homogeneous Poisson arrivals on [0, duration_s) by thinning (Lewis–Shedler)."""
     candidates = poisson_arrivals(rate_max, rng, duration_s=duration_s)
-    keep = rng.random(candidates.shape[0]) * rate_max < rate_fn(candidates)
+    # In blocks, so the uniforms and the rate's temporaries never span the whole (possibly
+    # 100M-candidate) array; numpy draws the same numbers in blocks as in one call.
+    keep = np.empty(candidates.shape[0], dtype=bool)
+    for i in range(0, candidates.shape[0], BLOCK):
+        block = candidates[i : i + BLOCK]
+        keep[i : i + BLOCK] = rng.random(block.shape[0]) * rate_max < rate_fn(block)
     return candidates[keep]
 
 

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from sim.bounds import check_field
 
 TraceFormatName = Literal[
     "auto", "azure", "mooncake", "burstgpt", "vidur", "csv", "jsonl", "parquet"
@@ -15,7 +25,13 @@ TimeUnit = Literal["s", "ms", "us", "datetime"]
 class _Spec(BaseModel):
     """Shared config: immutable, unknown keys are errors."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _bounded(cls, value: Any, info: ValidationInfo) -> Any:
+        """Every number within its field's bound (sim.bounds: by unit, from the name)."""
+        return check_field(info.field_name or "", value)
 
 
 # --- token-length distributions -------------------------------------------------------------
@@ -37,6 +53,11 @@ class LognormalTokens(_Spec):
     )
     cv: float = Field(
         ge=0, description="Coefficient of variation (std / mean); 0 gives a constant."
+    )
+    max: int | None = Field(
+        default=None, ge=1, le=1_000_000_000,
+        description="Cap: draws above it are clipped to it (e.g. to fit the model's context); "
+        "null = no cap. The mean is then below `mean`.",
     )
 
 

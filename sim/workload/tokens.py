@@ -12,6 +12,8 @@ from sim.workload.traces import read_token_column
 
 TokenDistSpec = int | ConstantTokens | LognormalTokens | TraceTokens
 
+_BLOCK = 1 << 20  # draws per block for large n
+
 
 def lognormal_params(mean: float, cv: float) -> tuple[float, float]:
     """(mu, sigma) of the underlying normal for a lognormal with this mean and coefficient of variation."""
@@ -37,11 +39,18 @@ def sample_tokens(
             out = np.full(n, round(dist.mean), dtype=np.int64)
         else:
             mu, sigma = lognormal_params(dist.mean, dist.cv)
-            out = np.rint(rng.lognormal(mu, sigma, n)).astype(np.int64)
+            # In blocks: the float draws never span all n (numpy draws the same numbers).
+            out = np.empty(n, dtype=np.int64)
+            for i in range(0, n, _BLOCK):
+                k = min(_BLOCK, n - i)
+                out[i : i + k] = np.rint(rng.lognormal(mu, sigma, k))
+        if dist.max is not None:  # a cap, e.g. to fit the model's context: clipped, not redrawn
+            out = np.minimum(out, dist.max)
         # The spec promises at least one token per draw for lognormal lengths.
         minimum = max(minimum, 1)
     else:
         values = read_token_column(resolve_path(dist.path, base_dir), dist.column, dist.format)
         # Resampling with replacement: every draw is a value that occurs in the file.
         out = values[rng.integers(0, values.shape[0], n)]
-    return np.maximum(out, minimum) if minimum > 0 else out
+    # ``out`` is always a fresh array here, so raising it in place is safe.
+    return np.maximum(out, minimum, out=out) if minimum > 0 else out

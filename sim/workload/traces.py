@@ -360,6 +360,10 @@ class _Reader:
             except _BadValue as bad:
                 raise self._error_at(bad) from None
             except pa.ArrowInvalid as exc2:
+                if "UTF8" in str(exc2) or "UTF-8" in str(exc2):
+                    line = _first_undecodable_line(self.path)
+                    raise TraceError("not UTF-8 text (save the file as UTF-8)",
+                                     path=str(self.path), line=line) from None
                 raise TraceError(f"malformed CSV: {exc2}", path=str(self.path)) from None
         if self.fmt.container == "jsonl":
             return self._jsonl_python()
@@ -461,11 +465,23 @@ def _as_text(value: Any) -> str | None:
 # --- conversion (vectorised; the index of a bad value is looked up only on failure) ----------------
 
 
+#: Most tokens one request may have (prompt or output): 100x the longest context of any
+#: model we know of (10M); larger counts are data errors, and beyond 2**63 they would wrap.
+MAX_TOKENS = 1_000_000_000
+
+
 def _to_tokens(col: pa.ChunkedArray, name: str) -> np.ndarray:
-    """An int64 array of non-negative whole token counts, or _BadValue at the first bad row."""
+    """An int64 array of whole token counts in [0, MAX_TOKENS], or _BadValue at the first bad row."""
     _no_nulls(col, name)
     t = col.type
-    if pa.types.is_integer(t):
+    if pa.types.is_unsigned_integer(t):
+        wide = col.to_numpy()
+        big = wide > MAX_TOKENS
+        if big.any():
+            i = int(np.argmax(big))
+            raise _BadValue(i, f"column {name!r}: token count {wide[i]} is above {MAX_TOKENS:,}")
+        arr = wide.astype(np.int64)
+    elif pa.types.is_integer(t):
         arr = col.to_numpy().astype(np.int64, copy=False)
     else:
         if pa.types.is_floating(t) or pa.types.is_boolean(t):
@@ -478,11 +494,21 @@ def _to_tokens(col: pa.ChunkedArray, name: str) -> np.ndarray:
             raise _BadValue(
                 i, f"column {name!r}: token count must be a whole number, got {_raw(col, i)}"
             )
+        big = values > MAX_TOKENS  # before the cast: beyond 2**63 it would wrap negative
+        if big.any():
+            i = int(np.argmax(big))
+            raise _BadValue(
+                i, f"column {name!r}: token count {_raw(col, i)} is above {MAX_TOKENS:,}"
+            )
         arr = values.astype(np.int64)
     neg = arr < 0
     if neg.any():
         i = int(np.argmax(neg))
         raise _BadValue(i, f"column {name!r}: negative token count {arr[i]}")
+    big = arr > MAX_TOKENS
+    if big.any():
+        i = int(np.argmax(big))
+        raise _BadValue(i, f"column {name!r}: token count {arr[i]} is above {MAX_TOKENS:,}")
     return arr
 
 
@@ -504,6 +530,12 @@ def _to_time(col: pa.ChunkedArray, unit: str, name: str) -> np.ndarray:
         if bad.any():
             i = int(np.argmax(bad))
             raise _BadValue(i, f"column {name!r}: unparseable timestamp {_raw(col, i)}")
+        # Nanoseconds since 1970 in int64 reach only 1677-2262: later dates are data errors.
+        lo, hi = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
+        out = np.asarray((parsed < lo) | (parsed > hi))
+        if out.any():
+            i = int(np.argmax(out))
+            raise _BadValue(i, f"column {name!r}: timestamp {_raw(col, i)} is outside 1677-2262")
         return np.asarray(parsed.tz_convert(None).as_unit("ns").asi8, dtype=np.int64)
     if pa.types.is_timestamp(t):
         raise _BadValue(0, f"column {name!r} holds date-times; use time_unit: datetime")
@@ -587,11 +619,50 @@ def _assemble(
 # --- files, headers and columns -------------------------------------------------------------------
 
 
+#: First bytes of compressed files, to catch one whose name hides the compression.
+_MAGIC = {b"\x1f\x8b": ".gz", b"BZh": ".bz2", b"\x28\xb5\x2f\xfd": ".zst", b"\x04\x22\x4d\x18": ".lz4"}
+
+
 def _existing(path: str | Path) -> Path:
     p = Path(path)
+    if "\x00" in str(p):
+        raise TraceError("a file name cannot contain a NUL character", path=repr(str(p)))
+    if p.is_dir():
+        raise TraceError("is a folder, expected a trace file", path=str(p))
     if not p.is_file():
         raise TraceError("file not found", path=str(p))
+    suffix = p.suffix.lower()
+    if suffix not in _COMPRESSED:
+        with p.open("rb") as fh:
+            head = fh.read(4)
+        for magic, ext in _MAGIC.items():
+            if head.startswith(magic):
+                raise TraceError(
+                    f"is {ext[1:]}-compressed but its name does not say so: rename it to "
+                    f"{p.name}{ext} (compression is detected from the extension)", path=str(p)
+                )
     return p
+
+
+def _first_undecodable_line(path: Path) -> int | None:
+    """1-based number of the first line that is not valid UTF-8, or None."""
+    with _stream(path) as raw:
+        lineno = 0
+        rest = b""
+        while chunk := raw.read(1 << 20):
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            for line in lines:
+                lineno += 1
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError:
+                    return lineno
+        try:
+            rest.decode("utf-8")
+        except UnicodeDecodeError:
+            return lineno + 1
+    return None
 
 
 def _stream(path: Path) -> Any:
