@@ -88,6 +88,10 @@ class Engine:
         self._drain_stop = False
         self._stop = self.env.event()
 
+        if self.n:  # heterogeneous placement rates offers on this traffic's request mix
+            fleet.set_request_mix(
+                float(workload.prompt_tokens.mean()), float(sum(reqs.output) / self.n)
+            )
         self.window = LatencyWindow(autoscaler.statistic)
         self.gateway = Gateway(
             clock, reqs, self.window, deployment=deployment, gateway=gateway,
@@ -232,6 +236,7 @@ class Engine:
             queue_area=gw.queue_area,
             queue_max=gw.queue_max,
             warnings=self.warnings,
+            placement=list(self.fleet.placements),
         )
 
 
