@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -46,7 +45,7 @@ COLUMNS = ("model", "gpu", "tp", "batch", "length", "quantity", "predicted_s", "
 
 
 def predict_batch(profile: Profile, batch: int, prompt: int, output: int) -> dict[str, float]:
-    """Batch latency, time to the batch's last first token and mean TPOT (seconds).
+    """Batch latency, time to the batch's last first token and TPOT (mean over requests), s.
 
     Waves of ``w = min(batch, kv_capacity // (prompt + output))`` requests (at least one);
     each wave: one iteration with the wave's prefills, then ``output - 1`` decode steps of
@@ -72,9 +71,8 @@ def predict_batch(profile: Profile, batch: int, prompt: int, output: int) -> dic
             d = steps * (p.decode_base_s + p.decode_per_seq_s * w) + p.decode_per_ctx_token_s \
                 * ctx_sum
             t += d
-            decode_time += d / steps
-    waves = math.ceil(batch / w_max)
-    return {"latency": t, "ttft": ttft, "tpot": decode_time / waves}
+            decode_time += w * d / steps
+    return {"latency": t, "ttft": ttft, "tpot": decode_time / batch}
 
 
 def data_dir(data: str | Path | None = None) -> Path:
@@ -197,3 +195,34 @@ def error_group_line(model: str, gpu: str, tp: int, engine: str) -> str:
             f"{allg['median_abs']:.0%}, worst {allg['worst_abs']:.0%}" if allg else "")
     return (f"end-to-end error: this shape was not measured end to end{tail} "
             "(docs/fidelity.md)")
+
+
+def calibrated_holdout(data: str | Path | None = None,
+                       engine: str = "vllm-0.14") -> pd.DataFrame:
+    """``sim calibrate`` fitted on half of each (model, GPU, TP) group's batch latencies
+    (every other row by length and batch) and checked on the other half.
+
+    The KV capacity is the engine preset's; groups with fewer than 4 rows are left out.
+    """
+    from sim.calibrate import Run, calibrate
+
+    rows: list[dict[str, Any]] = []
+    df = argonne_rows(data)
+    for key, g in df.groupby(["model", "gpu", "tp"], sort=True):
+        k: tuple[Any, ...] = tuple(key)
+        model, gpu, tp = str(k[0]), str(k[1]), int(k[2])
+        g = g.sort_values(["length", "batch"]).reset_index(drop=True)
+        if len(g) < 4:
+            continue
+        kv = _profile(model, gpu, tp, engine).kv_capacity_tokens
+        runs = [Run(int(r["batch"]), float(r["length"]), float(r["length"]),
+                    latency=float(r["latency"])) for r in g.to_dict("records")]
+        cal = calibrate(runs[::2], kv)
+        for r in runs[1::2]:
+            pred = cal.predict(r, kv)["latency"]
+            assert r.latency is not None
+            rows.append({"model": resolve_model(model).name, "gpu": gpu, "tp": tp,
+                         "batch": r.requests, "length": int(r.prompt), "quantity": "latency",
+                         "predicted_s": pred, "measured_s": r.latency,
+                         "error": pred / r.latency - 1})
+    return pd.DataFrame(rows, columns=list(COLUMNS))

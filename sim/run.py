@@ -64,7 +64,7 @@ def simulate(
         scenario, workload, policy, seed=seed, fleet=fleet, progress=progress,
         request_sink=tally.add if tally is not None else None,
     ).run()
-    return build_result(
+    result = build_result(
         record,
         slo_metric=scenario.slo_metric(),
         slo_threshold_s=scenario.slo_threshold_s(),
@@ -73,6 +73,47 @@ def simulate(
         billing_granularity_s=float(scenario.fleet.billing_granularity_s),
         request_tally=tally,
     )
+    if scenario.deployment.allow_spot_instances and scenario.fleet.spot.counterfactual:
+        _spot_savings(result, scenario, seed, workload)
+    return result
+
+
+def _spot_savings(result: Result, scenario: Scenario, seed: int, workload: Any) -> None:
+    """Spot savings against the counterfactual (DESIGN §5): the same scenario with
+    ``allow_spot_instances: false``, on the same seed and requests (common random numbers),
+    minus this run's cost, with the latency change beside it, into ``summary``."""
+    off = scenario.model_copy(
+        update={"deployment": scenario.deployment.model_copy(update={"allow_spot_instances": False})}
+    )
+    cf = simulate(off, seed, workload=workload).summary
+    s = result.summary
+    cost, cf_cost = s["cost"], cf["cost"]
+
+    def delta(section: str, key: str) -> float | None:
+        a, b = s[section].get(key), cf[section].get(key)
+        return None if a is None or b is None else float(a) - float(b)
+
+    cost["spot_savings_usd"] = float(cf_cost["total_usd"]) - float(cost["total_usd"])
+    cost["spot_savings_per_hour_usd"] = (
+        None if cf_cost["per_hour_usd"] is None or cost["per_hour_usd"] is None
+        else float(cf_cost["per_hour_usd"]) - float(cost["per_hour_usd"])
+    )
+    s["spot_counterfactual"] = {
+        "what": "the same scenario with allow_spot_instances false, same seed and requests",
+        "cost_total_usd": cf_cost["total_usd"],
+        "cost_per_hour_usd": cf_cost["per_hour_usd"],
+        "ttft_p95_s": cf["ttft_s"]["p95"],
+        "latency_e2e_p95_s": cf["latency_e2e_s"]["p95"],
+        "slo_attainment": cf["slo"]["attainment"],
+        "requests_failed": cf["requests"]["failed"],
+        # This run minus the counterfactual: what spot changed (positive = spot was slower).
+        "change": {
+            "ttft_p95_s": delta("ttft_s", "p95"),
+            "latency_e2e_p95_s": delta("latency_e2e_s", "p95"),
+            "slo_attainment": delta("slo", "attainment"),
+            "requests_failed": s["requests"]["failed"] - cf["requests"]["failed"],
+        },
+    }
 
 
 def workload_span(workload: Any) -> float:

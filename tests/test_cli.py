@@ -541,3 +541,45 @@ def test_help_imports_no_heavy_library() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def _epoch_ms_trace(tmp_path: Path) -> Path:
+    """2,000 requests 0.33 s apart with ``ts`` in epoch milliseconds (~1.7e12)."""
+    path = tmp_path / "epoch_ms.csv"
+    rows = ["ts,in_tok,out_tok"] + [
+        f"{1_700_000_000_000 + 330 * i},200,50" for i in range(2000)
+    ]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_epoch_ms_without_time_unit_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A ts column in epoch ms mapped with --columns but no --time-unit exits 2 naming the unit and the flag; with --time-unit ms the span is right."""
+    path = _epoch_ms_trace(tmp_path)
+    cols = "arrival=ts,prompt=in_tok,output=out_tok"
+    code, _, err = run_cli(["trace", "stats", str(path), "--columns", cols], capsys)
+    assert code == 2 and "epoch milliseconds" in err and "--time-unit ms" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    code, out, _ = run_cli(
+        ["trace", "stats", str(path), "--columns", cols, "--time-unit", "ms", "--json"], capsys
+    )
+    assert code == 0 and json.loads(out)["span_s"] == pytest.approx(1999 * 0.33)
+
+
+def test_run_takes_columns_and_time_unit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """sim run --deployment --trace reads a mapped epoch-ms CSV only with --time-unit ms: the run spans ~660 s, not 7.6 days."""
+    path = _epoch_ms_trace(tmp_path)
+    dep = tmp_path / "create.json"
+    dep.write_text(json.dumps({
+        "name": "units", "model": "meta-llama/Llama-3.1-8B-Instruct", "inf_type": "llm",
+        "initial_worker_config": {"min_workers": 1, "initial_workers_gpu": "A100",
+                                  "initial_workers_gpu_num": 1},
+    }))
+    base = ["run", "--deployment", str(dep), "--trace", str(path), "--trace-format", "csv",
+            "--columns", "arrival=ts,prompt=in_tok,output=out_tok", "-q"]
+    code, _, err = run_cli([*base, "--out", str(tmp_path / "bad")], capsys)
+    assert code == 2 and "--time-unit ms" in err
+    code, _, err = run_cli([*base, "--time-unit", "ms", "--out", str(tmp_path / "ok")], capsys)
+    assert code == 0, err
+    summary = json.loads((tmp_path / "ok" / "summary.json").read_text())
+    assert summary["sim"]["horizon_s"] < 3600 and summary["cost"]["total_usd"] < 5

@@ -893,3 +893,77 @@ def test_scale_to_zero_waits_for_in_flight(tmp_path: Path) -> None:
     )
     assert res.summary["workers"]["cold_starts"] == 0
     assert len(res.workers) == 1
+
+
+# --- 7. step: one | proportional, and stabilization on desired counts (Kubernetes HPA) -------------
+
+
+def test_step_proportional_cooldown(tmp_path: Path) -> None:
+    """step, cooldown, step proportional: up +1 at 120 (ceil(1 x 6.4/5) = 2), +12 at 180 (ceil(2 x 34/5) = 14), +86 at 240 (ceil(14 x 64/5) = 180, capped by max_workers 100)."""
+    # Same ticks as case 1 (the cooldown gates when); proportional sets how many: HPA's
+    # desired = ceil(N x S / target) with the upper bound as target.
+    result = run(
+        tmp_path, STEP, horizon=STEP_HORIZON, upper=5, lower=1, up=60, down=60,
+        step="proportional",
+    )
+    expected = (
+        [(120.0, "scale_up", 1, 1, "desired 2")]
+        + blocked(ticks(130, 170), "blocked: scale-up cooldown", 2)
+        + [(180.0, "scale_up", 12, 2, "desired 14")]
+        + blocked(ticks(190, 230), "blocked: scale-up cooldown", 14)
+        + [(240.0, "scale_up", 86, 14, "desired 180")]
+        + blocked([250], "blocked: scale-up cooldown", 100)
+    )
+    assert_timeline(result, expected)
+
+
+def test_stabilization_proportional(tmp_path: Path) -> None:
+    """step, stabilization, proportional, U=60, D=120: blocked 120-160; +1 at 170; blocked 180; +1 at 190, 200, 210, 220; +8 at 230; +2 at 240; +11 at 250."""
+    # Each tick recommends ceil(N x S / 5) while S > 5 (else N). S at 120..170 with N = 1:
+    # 6.4, 10, 14, 19, 24, 29 -> recommendations 2, 2, 3, 4, 5, 6. Desired =
+    # min(max(N, min over (t-60, t]), max over (t-120, t]): 120-160 the up window still holds
+    # a 1 (ticks <= 110) -> blocked; 170: min(120..170) = 2 -> +1. Then N = 2 and S = 34, 39,
+    # 44 at 180, 190, 200 -> recommendations 14, 16, 27 (N = 2, 2, 3); the up window's minimum
+    # is the oldest of the N = 1 recommendations: 180: min(130..180) = 2 = N -> blocked;
+    # 190: 3 -> +1; 200: 4 -> +1; 210: 5 -> +1; 220: 6 -> +1. At 210, 220, 230 S = 49, 54, 59
+    # with N = 4, 5, 6 -> 40, 54, 71; 230: min(180..230) = 14 -> +8; 240 (S = 64, N = 14 ->
+    # 180): min(190..240) = 16 -> +2; 250 (S = 69, N = 16 -> 221): min(200..250) = 27 -> +11.
+    # The down window's maximum is never below these, so it never binds.
+    result = run(
+        tmp_path, STEP, horizon=STEP_HORIZON, upper=5, lower=1, up=60, down=120,
+        timeout_semantics="stabilization", step="proportional",
+    )
+    expected = (
+        blocked(ticks(120, 160), "blocked: stabilization window (up)", 1)
+        + [(170.0, "scale_up", 1, 1, "desired 2")]
+        + blocked([180], "blocked: stabilization window (up)", 2)
+        + [
+            (190.0, "scale_up", 1, 2, "desired 3"),
+            (200.0, "scale_up", 1, 3, "desired 4"),
+            (210.0, "scale_up", 1, 4, "desired 5"),
+            (220.0, "scale_up", 1, 5, "desired 6"),
+            (230.0, "scale_up", 8, 6, "desired 14"),
+            (240.0, "scale_up", 2, 14, "desired 16"),
+            (250.0, "scale_up", 11, 16, "desired 27"),
+        ]
+    )
+    assert_timeline(result, expected)
+    assert statistic_at(result, 170.0) == pytest.approx(29.0)
+
+
+def test_stabilization_differs_from_cooldown(tmp_path: Path) -> None:
+    """Fixed 4 s service at 1 req/s from one worker, U = 300: stabilization on desired counts does not space steps like the cooldown."""
+    # The switch must show something: the cooldown adds one worker per U; HPA's reading moves
+    # to the stabilized desired count. Both start from the same first scale-up tick.
+    arrivals = [0.5 + i for i in range(900)]
+    kw: dict[str, Any] = {
+        "horizon": 905.0, "upper": 5, "lower": 1, "up": 300, "down": 600, "window": 60,
+        "cold_s": (30.0, 30.0),
+    }
+    cool = run(tmp_path, arrivals, **kw)
+    stab = run(tmp_path, arrivals, timeout_semantics="stabilization", step="proportional", **kw)
+    ups_cool = cool.decisions[cool.decisions.delta > 0]
+    ups_stab = stab.decisions[stab.decisions.delta > 0]
+    assert ups_cool.time_s.diff().dropna().ge(300).all()
+    assert ups_cool.delta.eq(1).all()
+    assert list(ups_stab.time_s) != list(ups_cool.time_s)

@@ -17,17 +17,17 @@ from sim.cli import main
 from sim.serving.profiles import Profile
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "fidelity.md"
-BOUND = re.compile(r"^- e2e `(?P<model>\S+) (?P<gpu>\S+) TP(?P<tp>\d+)` (?P<q>latency|ttft|tpot): "
+BOUND = re.compile(r"^- (?P<kind>e2e|calibrated) `(?P<model>\S+) (?P<gpu>\S+) TP(?P<tp>\d+)` (?P<q>latency|ttft|tpot): "
                    r"median \|error\| ≤ (?P<med>\d+)%, worst ≤ (?P<worst>\d+)%\s*$", re.M)
 
 needs_data = pytest.mark.skipif(not (fe.DEFAULT_DATA / fe.ARGONNE).is_dir(),
                                 reason="public measurements not found in ../shared/data")
 
 
-def bounds() -> dict[tuple[str, str, int, str], tuple[float, float]]:
+def bounds(kind: str = "e2e") -> dict[tuple[str, str, int, str], tuple[float, float]]:
     return {(m["model"], m["gpu"], int(m["tp"]), m["q"]): (int(m["med"]) / 100,
                                                             int(m["worst"]) / 100)
-            for m in BOUND.finditer(DOC.read_text(encoding="utf-8"))}
+            for m in BOUND.finditer(DOC.read_text(encoding="utf-8")) if m["kind"] == kind}
 
 
 def _profile(kv: int) -> Profile:
@@ -59,10 +59,13 @@ def test_doc_has_bounds() -> None:
 
 
 @needs_data
-def test_every_group_within_documented_bound() -> None:
-    """Median and worst |error| of each (model, GPU, TP, quantity) within the doc's bound."""
-    summary = fe.group_summary(fe.argonne_errors(engine="vllm-0.14"))
-    documented = bounds()
+@pytest.mark.parametrize("kind", ["e2e", "calibrated"])
+def test_every_group_within_documented_bound(kind: str) -> None:
+    """Median and worst |error| of each (model, GPU, TP, quantity) within the doc's bound:
+    the default engine, and sim calibrate fitted on half of each group's rows."""
+    df = fe.argonne_errors(engine="vllm-0.14") if kind == "e2e" else fe.calibrated_holdout()
+    summary = fe.group_summary(df)
+    documented = bounds(kind)
     seen = set()
     for r in summary.itertuples():
         key = (str(r.model), str(r.gpu), int(r.tp), str(r.quantity))

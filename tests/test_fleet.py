@@ -103,9 +103,17 @@ def test_cost_split_sums_to_total_and_spot_is_cheaper() -> None:
         c = res.summary["cost"]
         assert c["on_demand_usd"] + c["spot_usd"] + c["on_prem_usd"] == pytest.approx(c["total_usd"])
     assert spot.summary["cost"]["total_usd"] < on_demand.summary["cost"]["total_usd"]
-    assert spot.summary["cost"]["spot_savings_usd"] > 0
+    # The saving is measured against the counterfactual: this very on-demand twin, same seed.
+    saved = on_demand.summary["cost"]["total_usd"] - spot.summary["cost"]["total_usd"]
+    assert spot.summary["cost"]["spot_savings_usd"] == pytest.approx(saved, rel=1e-12)
+    cf = spot.summary["spot_counterfactual"]
+    assert cf["cost_total_usd"] == on_demand.summary["cost"]["total_usd"]
+    assert cf["change"]["ttft_p95_s"] == pytest.approx(
+        spot.summary["ttft_s"]["p95"] - on_demand.summary["ttft_s"]["p95"]
+    )
+    assert "spot_counterfactual" not in on_demand.summary
     text = render_report(spot)
-    assert "## Spot" in text and "spot saved" in text
+    assert "## Spot" in text and "spot saved" in text and "spot off" in text
 
 
 def test_price_cap_never_exceeded() -> None:
@@ -127,26 +135,70 @@ def test_price_cap_never_exceeded() -> None:
     assert (res.decisions.reason == "blocked: price cap").any()
 
 
-def test_heterogeneous_scale_ups_take_the_cheapest_feasible_offer() -> None:
-    """use_same_gpus_when_scaling false: scale-ups go to the cheapest GPU that holds the model, each with its own profile."""
-    sc = _scenario(
+def _hetero(upper: float, prompt: int = 500, output: int = 200) -> Any:
+    return _scenario(
         {"cloud_providers": ["AWS"],
          "initial_worker_config": {"min_workers": 1, "initial_workers_gpu": "A100",
                                    "initial_workers_gpu_num": 1, "use_same_gpus_when_scaling": False},
-         "autoscaling_config": {"scaling_up_timeout_sec": 60, "upper_allowed_latency_sec": 0.3,
-                                "lower_allowed_latency_sec": 0.05}},
+         "autoscaling_config": {"scaling_up_timeout_sec": 60, "upper_allowed_latency_sec": upper,
+                                "lower_allowed_latency_sec": upper / 6}},
         workload={"kind": "poisson", "rate_per_s": 30.0, "duration_s": 900,
-                  "prompt_tokens": {"dist": "lognormal", "mean": 500, "cv": 1.0},
-                  "output_tokens": {"dist": "lognormal", "mean": 200, "cv": 1.0}},
+                  "prompt_tokens": {"dist": "lognormal", "mean": prompt, "cv": 1.0},
+                  "output_tokens": {"dist": "lognormal", "mean": output, "cv": 1.0}},
         serving={"kind": "llm"},
         autoscaler={"policy": "scalegen"},
     )
+
+
+def _rated_offers(sc: Any, res: Any) -> list[tuple[float, str, float | None]]:
+    """(USD/h, "gpus x gpu", rated throughput or None) of every AWS offer that holds the model,
+    rated on the run's own request mix as the placement rule rates it."""
+    from sim.fleet.model import FleetModel
+    from sim.rng import Streams
+
+    fleet = FleetModel(sc, Streams(1))
+    req = res.requests
+    fleet.set_request_mix(float(req.prompt_tokens.mean()), float(req.output_tokens.mean()))
+    fits = fleet._fits(sc.deployment)
+    out = []
+    for o in fleet.catalog.offers(clouds=["AWS"]):
+        if fits(o.gpu, o.gpus):
+            rate, _ = fleet.rating(sc.deployment, o.gpu, o.gpus)
+            out.append((o.on_demand_usd_per_h, f"{o.gpus}x{o.gpu}", rate))
+    return out
+
+
+def test_heterogeneous_scale_ups_take_the_lowest_price_per_throughput() -> None:
+    """use_same_gpus_when_scaling false: scale-ups take the offer with the lowest price per rated output token/s (not the cheapest per hour, an L4), each with its own profile."""
+    sc = _hetero(upper=0.3)
     res = simulate(sc, seed=1)
     w = res.workers
     assert w.loc[w.initial, "gpu"].tolist() == ["A100"]
     scaled = w[~w.initial]
-    assert len(scaled) > 0 and set(scaled.gpu) == {"L4"}  # $0.80/h, 24 GB holds 16 GB of weights
-    assert (scaled.price_per_hour_usd < w.loc[w.initial, "price_per_hour_usd"].iloc[0]).all()
+    assert len(scaled) > 0 and len(set(zip(scaled.gpu, scaled.gpus, strict=True))) == 1
+    offers = _rated_offers(sc, res)
+    best = min((p / r, shape) for p, shape, r in offers if r is not None)
+    assert f"{scaled.gpus.iloc[0]}x{scaled.gpu.iloc[0]}" == best[1]
+    chosen = scaled.price_per_hour_usd.iloc[0]
+    # The cheapest per hour (an L4 at ~$0.80/h) rates ~10x lower: it loses per token/s.
+    l4 = [(p, r) for p, shape, r in offers if shape == "1xL4" and r is not None]
+    assert l4 and min(p for p, _ in l4) < chosen and best[0] < min(p / r for p, r in l4)
+    shapes = res.summary["workers"]["scale_up_shapes"]
+    assert sum(shapes.values()) == len(scaled) and next(iter(shapes)).startswith(best[1])
+    assert "lowest price per rated throughput" in res.summary["placement"][0]
+
+
+def test_offers_that_miss_the_slo_alone_are_left_out() -> None:
+    """A TTFT band that a lone 4,000-token prefill cannot meet on small GPUs leaves them out (and says so)."""
+    sc = _hetero(upper=0.25, prompt=4000, output=50)
+    res = simulate(sc, seed=1)
+    offers = _rated_offers(sc, res)
+    left_out = {shape for _, shape, r in offers if r is None}
+    assert left_out  # some shapes are too slow for a lone request
+    scaled = res.workers[~res.workers.initial]
+    assert len(scaled) > 0
+    assert not {f"{g}x{n}" for n, g in zip(scaled.gpu, scaled.gpus, strict=True)} & left_out
+    assert "left out as a lone request misses the SLO" in res.summary["placement"][0]
 
 
 def test_instance_types_restrict_offers() -> None:

@@ -43,6 +43,22 @@ def test_kv_capacity_hand_computed() -> None:
     expected = math.floor((81920 * 2**20 * 0.9 - 13.48e9) / 524_288)
     assert expected == 121_744
     assert kv_capacity_tokens(MODELS["Llama-2-7B"], "A100-80GB", 1, 0.9) == expected
+    vidur = get_profile("meta-llama/Llama-2-7b-hf", "A100-80GB", 1, engine="vidur")
+    assert vidur.kv_capacity_tokens == expected
+
+
+def test_kv_capacity_leaves_out_activations_and_cuda_graphs() -> None:
+    """The composed default reserves vLLM's profiling-run memory before counting KV tokens.
+
+    Llama-2-7B on 1 x A100-80GB, 2048-token budget, 256 sequences: activations 2048 x
+    (2 x 4096 + 96 x 128 + 3 x 11008) x 2 B = 219,152,384 B; logits 256 x 32000 x 4 B =
+    32,768,000 B; CUDA graphs 1 GiB; no NCCL at TP 1. (77,309,411,328 - 13.48e9 -
+    1,325,662,208) / 524,288 = 119,216 tokens.
+    """
+    reserved = 2048 * (2 * 4096 + 96 * 128 + 3 * 11008) * 2 + 256 * 32000 * 4 + 2**30
+    assert reserved == 1_325_662_208
+    expected = math.floor((81920 * 2**20 * 0.9 - 13.48e9 - reserved) / 524_288)
+    assert expected == 119_216
     assert get_profile("meta-llama/Llama-2-7b-hf", "A100-80GB", 1).kv_capacity_tokens == expected
 
 
@@ -56,6 +72,10 @@ def test_kv_capacity_scales_with_utilization_and_gpus() -> None:
 def test_profile_that_cannot_hold_weights_says_how_many_gb_are_missing() -> None:
     """70B on 1 x A100 raises ProfileError naming the GB missing (137.96 - 38.65 = ~99.3 GB)."""
     with pytest.raises(ProfileError, match=r"needs 99\.3 GB more"):
+        get_profile("meta-llama/Llama-2-70b", "A100", 1, engine="vidur")
+    # The composed default also counts the engine's activation and CUDA-graph memory.
+    with pytest.raises(ProfileError, match=r"\+ 1\.6 GB of activations and CUDA graphs.*"
+                       r"needs 100\.9 GB more"):
         get_profile("meta-llama/Llama-2-70b", "A100", 1)
 
 
@@ -252,3 +272,33 @@ def test_scaled_llama3_h100_agrees_with_llmservingsim() -> None:
     cc = mod.cross_check(DATA, builtin_document())
     assert cc["decode_rmse_rel"] < 0.25
     assert cc["prefill_rmse_rel"] < 0.25
+
+
+@pytest.mark.parametrize("gpu", ["A100", "H100", "H200", "L40S"])
+def test_every_table_model_on_measured_gpus_is_not_scaled(gpu: str) -> None:
+    """Any model of the architecture table on A100/H100/H200/L40S: composed, no 'scaled'."""
+    from sim.serving.models import min_gpus_to_fit
+
+    for spec in MODELS.values():
+        try:
+            n = min_gpus_to_fit(spec, gpu)
+        except ProfileError:
+            continue  # does not fit on 8 of these GPUs (e.g. 405B on L40S)
+        p = get_profile(spec, gpu, n)
+        assert not p.scaled and "composed from operators" in p.source, (spec.name, gpu, n)
+
+
+def test_config_json_model_is_composed(tmp_path: Path) -> None:
+    """A model known only by its config.json gets a composed, unscaled profile."""
+    cfg = tmp_path / "config.json"
+    cfg.write_text('{"model_type": "llama", "num_hidden_layers": 16, "hidden_size": 2048, '
+                   '"num_attention_heads": 32, "num_key_value_heads": 8, '
+                   '"intermediate_size": 8192, "vocab_size": 128256, '
+                   '"max_position_embeddings": 131072, "tie_word_embeddings": true}')
+    from sim.serving.models import resolve_model
+
+    spec = resolve_model("acme/tiny-1b", cfg)
+    assert spec.params_b == pytest.approx(1.236, rel=0.01)  # Llama-3.2-1B's shape
+    assert spec.kv_bytes_per_token == 2 * 16 * 8 * 64 * 2
+    p = get_profile(spec, "H100", 1)
+    assert not p.scaled and p.tpot_s(1, 0) < get_profile("Llama-3-8B", "H100", 1).tpot_s(1, 0)

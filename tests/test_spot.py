@@ -8,12 +8,14 @@ import math
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sim import scenario_from_dict, simulate
 from sim.errors import ConfigError, TraceError
 from sim.fleet.spot import (
     UNLIMITED,
@@ -419,3 +421,44 @@ def test_trace_summary_of_hand_made_trace() -> None:
     assert s["one_instance_mean_time_to_preemption_s"] == 2 * 3600.0
     # Per instance: 3 lost over 7 instance-hours.
     assert s["per_instance_preemptions_per_day"] == pytest.approx(3 / 7 * 24)
+
+
+def _return_to_spot_scenario(tmp_path: Path, back: bool) -> Any:
+    """70B on 8xA100 GCP spot; no spot capacity in the zone for the first 1,800 s, then 4."""
+    trace = tmp_path / "us-central1-a_a100_40gb_8.json"
+    trace.write_text(json.dumps({"metadata": {"gap_seconds": 150}, "data": [0] * 12 + [4] * 60}))
+    return scenario_from_dict({
+        "name": "return-to-spot",
+        "deployment": {
+            "name": "r2s", "model": "meta-llama/Llama-2-70b", "inf_type": "llm",
+            "allow_spot_instances": True, "cloud_providers": ["GCP"],
+            "initial_worker_config": {"min_workers": 2, "initial_workers_gpu": "A100",
+                                      "initial_workers_gpu_num": 8,
+                                      "use_same_gpus_when_scaling": True},
+        },
+        "workload": {"kind": "poisson", "rate_per_s": 0.2, "duration_s": 7200,
+                     "prompt_tokens": 500, "output_tokens": 100},
+        "fleet": {"spot": {"preemption": {"kind": "trace", "trace_path": str(trace)},
+                           "spot_acquire_timeout_s": 300, "return_to_spot": back}},
+        "autoscaler": {"policy": "fixed"},
+        "sim": {"seed": 1, "horizon_s": 7200},
+    })
+
+
+def test_return_to_spot_replaces_on_demand_fallbacks(tmp_path: Path) -> None:
+    """No spot capacity for 1,800 s, then capacity: the on-demand fallbacks are replaced by spot workers (started first, the on-demand ones drained once they are ready); with return_to_spot false they stay."""
+    back = simulate(_return_to_spot_scenario(tmp_path, True), seed=1)
+    stay = simulate(_return_to_spot_scenario(tmp_path, False), seed=1)
+    w = back.workers
+    fallbacks = w[(~w.spot) & (w.requested_s == 300.0)]
+    assert len(fallbacks) == 2  # the initial spot requests gave up at the 300 s deadline
+    spot_back = w[w.spot & (w.requested_s >= 1800.0)]
+    assert len(spot_back) == 2 and spot_back.requested_s.min() == pytest.approx(1800.0)
+    # Each fallback drains when a spot replacement is ready, never before.
+    assert set(fallbacks.end_reason) == {"return_to_spot"}
+    assert sorted(fallbacks.drain_s) == pytest.approx(sorted(spot_back.ready_s))
+    assert (spot_back.end_reason == "horizon").all()
+    assert back.summary["cost"]["spot_usd"] > 0
+    assert back.summary["cost"]["total_usd"] < stay.summary["cost"]["total_usd"]
+    sw = stay.workers
+    assert not sw.spot[sw.requested_s > 0].any()

@@ -641,3 +641,58 @@ def test_build_rejects_non_spec():
     """build_workload raises ConfigError for an object that is not a workload spec."""
     with pytest.raises(ConfigError):
         build_workload(object(), Streams(0))  # type: ignore[arg-type]
+
+
+# --- formats people hand around: time units, vLLM bench results, splitwise and length CSVs ----
+
+
+def test_epoch_milliseconds_need_a_time_unit(tmp_path: Path) -> None:
+    """Arrivals in epoch ms with no time_unit are an error naming ms; time_unit ms reads them; time_unit s forces seconds."""
+    from sim.workload.traces import load_trace as lt
+
+    path = tmp_path / "t.csv"
+    path.write_text("ts,p,o\n" + "".join(f"{1_700_000_000_000 + 500 * i},10,5\n" for i in range(10)))
+    cols = {"arrival": "ts", "prompt": "p", "output": "o"}
+    with pytest.raises(TraceError, match=r"epoch milliseconds.*time_unit: ms"):
+        lt(path, "csv", cols)
+    assert lt(path, "csv", cols, "ms").arrival_s[-1] == pytest.approx(4.5)
+    assert lt(path, "csv", cols, "s").arrival_s[-1] == pytest.approx(4500.0)
+    us = tmp_path / "u.csv"
+    us.write_text("ts,p,o\n1700000000000000,10,5\n1700000000500000,10,5\n")
+    with pytest.raises(TraceError, match="epoch microseconds"):
+        lt(us, "csv", cols)
+    assert lt(us, "csv", cols, "us").arrival_s[-1] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(("rate", "last"), [(4.0, 0.5), ("inf", 0.0)])
+def test_vllm_bench_result(tmp_path: Path, rate: object, last: float) -> None:
+    """A vllm bench serve --save-result JSON is detected: lengths from input_lens/output_lens, arrivals at request_rate (or one burst), stated in a warning."""
+    from sim.workload.traces import load_trace as lt
+
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps({"backend": "vllm", "request_rate": rate, "num_prompts": 3,
+                                "input_lens": [100, 200, 300], "output_lens": [10, 20, 30]}))
+    wl = lt(path)
+    assert wl.prompt_tokens.tolist() == [100, 200, 300] and wl.output_tokens.tolist() == [10, 20, 30]
+    assert wl.arrival_s[-1] == pytest.approx(last)
+    assert any("vLLM bench result" in w for w in wl.warnings)
+
+
+def test_splitwise_and_length_csvs_are_detected(tmp_path: Path) -> None:
+    """splitwise-sim CSVs load without a format; Vidur/ShareGPT length CSVs are token distributions (a clear error as a trace)."""
+    from sim.workload.traces import detect_format, read_token_pairs
+    from sim.workload.traces import load_trace as lt
+
+    sw = tmp_path / "splitwise.csv"
+    sw.write_text("request_id,request_type,application_id,arrival_timestamp,batch_size,prompt_size,token_size\n"
+                  "0,0,0,0.5,1,100,10\n1,0,0,1.5,1,200,20\n")
+    assert detect_format(sw).name == "splitwise"
+    wl = lt(sw)
+    assert wl.arrival_s.tolist() == [0.0, 1.0] and wl.prompt_tokens.tolist() == [100, 200]
+    lengths = tmp_path / "sharegpt_stats.csv"
+    lengths.write_text("num_prefill_tokens,num_decode_tokens,pd_ratio\n100,10,10\n300,30,10\n")
+    assert detect_format(lengths).name == "lengths"
+    p, o = read_token_pairs(lengths)
+    assert p.tolist() == [100, 300] and o.tolist() == [10, 30]
+    with pytest.raises(TraceError, match="no arrival times"):
+        lt(lengths)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from sim.cli import (
     bench,
+    calibrate,
     compare,
     deploy,
     export,
@@ -31,8 +32,8 @@ __all__ = ["COMMANDS", "EXIT_BAD_INPUT", "_headline", "build_parser", "main"]
 EXIT_BAD_INPUT = 2
 
 #: The subcommand modules, in the order ``sim --help`` lists them.
-COMMANDS = (run, validate, compare, sweep, tune, export, deploy, profile, sensitivity, trace,
-            bench)
+COMMANDS = (run, validate, compare, sweep, tune, export, deploy, profile, calibrate,
+            sensitivity, trace, bench)
 
 
 #: One example per command, shown at the end of its ``--help`` (a new command adds its own
@@ -48,6 +49,8 @@ EXAMPLES: dict[str, str] = {
     "trace stats": "sim trace stats ../shared/data/azure_llm_2023/AzureLLMInferenceTrace_code.csv "
                    "--bin-s 300",
     "bench": "sim bench --suite smoke --workers 2",
+    "calibrate": "sim calibrate burst-*.json --model meta-llama/Meta-Llama-3-8B --gpu H100 "
+                 "--out my-h100.yaml",
     "compare": "sim compare scenarios/quickstart.yaml --vary "
                "deployment.autoscaling_config.scaling_up_timeout_sec=60,600 --seeds 1-5",
     "sweep": "sim sweep scenarios/quickstart.yaml --grid grid.yaml --workers 2",

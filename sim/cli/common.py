@@ -64,6 +64,13 @@ def headline(summary: dict[str, Any]) -> str:
     )
     if positive(wk.get("preemptions")):
         workers += f"  preemptions {count(wk['preemptions'])}"
+    lines = []
+    shapes = wk.get("scale_up_shapes") or {}
+    if isinstance(shapes, dict) and shapes:
+        lines.append("shapes     after the initial fleet: " + ", ".join(
+            f"{count(n)} x {k}" for k, n in shapes.items()
+        ))
+    lines += [f"placement  {p}" for p in summary.get("placement") or []]
     return "\n".join(
         [
             requests,
@@ -74,6 +81,7 @@ def headline(summary: dict[str, Any]) -> str:
             f"slo        {slo['metric']} <= {seconds(slo['threshold_s'])}: "
             + ("n/a" if att is None else f"{pct(att)} of requests"),
             workers,
+            *lines,
         ]
     )
 

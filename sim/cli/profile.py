@@ -39,32 +39,36 @@ def cmd_profile_show(args: argparse.Namespace) -> int:
 
 
 def cmd_profile_list(args: argparse.Namespace) -> int:
-    """``sim profile list``: the models, GPUs and service models (engines) the simulator knows."""
+    """``sim profile list``: the models, GPUs and engines the simulator knows."""
     from sim.hardware import GPU_SPECS
+    from sim.serving.compose import MEASURED_GPUS, engines
     from sim.serving.models import MODELS, max_context_tokens
-    from sim.serving.profiles import builtin_shapes
 
-    measured: dict[str, list[str]] = {}
-    for model, gpu, gpus in builtin_shapes():
-        measured.setdefault(model, []).append(f"{gpus}x{gpu}")
-    print("models (any other Hugging Face id with a size in its name, e.g. '13b', is scaled "
-          "from the nearest of these)")
-    print(f"  {'name':18s} {'Hugging Face id':42s} {'params':>8s} {'context':>8s}  measured shapes")
+    print("models (composed from measured vLLM operators on "
+          f"{', '.join(MEASURED_GPUS)}; any other Hugging Face model via serving.model_config "
+          "(its config.json), or by the size in its name)")
+    print(f"  {'name':18s} {'Hugging Face id':42s} {'params':>8s} {'KV KiB/tok':>10s} "
+          f"{'context':>8s}  kind")
     for m in MODELS.values():
         ctx = max_context_tokens(m.hf_id or m.name)
-        shapes = measured.get(m.name, [])
-        shown = ", ".join(shapes[:4]) + (f" (+{len(shapes) - 4})" if len(shapes) > 4 else "")
+        kind = "encoder" if m.is_encoder else (f"MoE {m.n_experts}x top-{m.top_k}" if m.is_moe
+                                               else "decoder")
         print(f"  {m.name:18s} {m.hf_id or '':42s} {m.params_b:7.2f}B "
-              f"{'-' if ctx is None else format(ctx, ','):>8s}  {shown or 'scaled'}")
+              f"{m.kv_bytes_per_token / 1024:10.0f} "
+              f"{'-' if ctx is None else format(ctx, ','):>8s}  {kind}")
     print("  (Llama 3.1/3.3 ids, e.g. meta-llama/Llama-3.1-8B-Instruct, use the Llama-3 spec with "
           "a 131,072-token context)")
-    print("GPUs")
+    print("GPUs (* = operator tables measured; others are scaled from the nearest, with a warning)")
     print(f"  {'name':10s} {'memory GB':>9s} {'HBM GB/s':>9s} {'FP16 TFLOP/s':>13s}")
     for g in GPU_SPECS.values():
-        print(f"  {g.name:10s} {g.memory_gb:9.1f} {g.hbm_gbps:9,.0f} {g.fp16_tflops:13,.0f}")
-    print("engines (serving.kind): llm (continuous batching, vLLM-style, fitted to Vidur "
-          "measurements), embedding (token-budget batching), fixed | exponential | lognormal "
-          "(plain queueing service times)")
+        star = "*" if g.name in MEASURED_GPUS else " "
+        print(f" {star}{g.name:10s} {g.memory_gb:9.1f} {g.hbm_gbps:9,.0f} {g.fp16_tflops:13,.0f}")
+    print("engines (serving.engine)")
+    for e in engines().values():
+        print(f"  {e.name:11s} {e.description}")
+    print("  (serving.profile: vidur = the Vidur-fitted profiles of earlier versions)")
+    print("service models (serving.kind): llm (continuous batching, serving.kv_admission paged "
+          "| reserve), embedding (token-budget batching), fixed | exponential | lognormal")
     return 0
 
 

@@ -16,6 +16,7 @@ from sim.cli.common import (
     print_warnings,
     progress_bar,
 )
+from sim.cli.trace import add_trace_options
 from sim.errors import ConfigError, SimError
 
 
@@ -85,6 +86,7 @@ def _limits(args: argparse.Namespace) -> Any:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``sim run``: simulate a scenario and write summary, tables, report and plots."""
+    from sim.cli.trace import trace_options
     from sim.estimate import check_limits, estimate_built, estimate_spec
     from sim.io import check_result_dir, slugify, write_run
     from sim.rng import Streams
@@ -93,7 +95,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sim.workload import build_workload
 
     _check_run_options(args)
-    overrides = list(args.set or [])
+    overrides = list(args.set or []) + trace_options(args)
     if args.deployment:
         if not args.trace:
             raise SimError("sim run --deployment needs --trace FILE (the requests to replay)")
@@ -184,6 +186,7 @@ def register(sub: Any) -> None:
     run.add_argument("--trace-format", metavar="FMT", help="trace format (default: detected)")
     run.add_argument("--set", action="append", metavar="PATH=VALUE",
                      help="override a scenario field, e.g. deployment.autoscaling_config.time_window_sec=120")
+    add_trace_options(run)
     run.add_argument("--seed", type=int, help="random seed (default: sim.seed)")
     run.add_argument("--seeds", metavar="SPEC",
                      help="replications, e.g. 1-10 or 1,2,7: mean and 95%% CI of every figure")

@@ -16,6 +16,48 @@ from sim.errors import ConfigError
 MAX_BINS = 10_000_000
 
 
+TIME_UNITS = ("s", "ms", "us", "ns", "datetime")
+
+
+def parse_columns(text: str | None, source: str = "--columns") -> dict[str, str] | None:
+    """``arrival=ts,prompt=in_tok,output=out_tok`` as a role -> column mapping (any subset)."""
+    if text is None:
+        return None
+    out: dict[str, str] = {}
+    for part in text.split(","):
+        role, sep, column = part.partition("=")
+        role, column = role.strip(), column.strip()
+        if not sep or role not in ("arrival", "prompt", "output") or not column:
+            raise ConfigError(
+                f"expected ROLE=COLUMN pairs with ROLE arrival, prompt or output, got {part!r}",
+                source=source,
+            )
+        out[role] = column
+    return out
+
+
+def trace_options(args: argparse.Namespace) -> list[str]:
+    """``--columns`` / ``--time-unit`` of ``sim run`` as scenario overrides of the workload."""
+    sets = []
+    for role, column in (parse_columns(args.columns) or {}).items():
+        sets.append(f"workload.columns.{role}={column}")
+    if args.time_unit is not None:
+        sets.append(f"workload.time_unit={args.time_unit}")
+    return sets
+
+
+def add_trace_options(parser: Any) -> None:
+    """Add ``--columns`` and ``--time-unit`` to a command that reads a trace."""
+    parser.add_argument(
+        "--columns", metavar="arrival=COL,prompt=COL,output=COL",
+        help="column mapping of a generic csv/jsonl/parquet trace",
+    )
+    parser.add_argument(
+        "--time-unit", choices=TIME_UNITS,
+        help="unit of the arrival column (default: s; epoch-looking ms/us/ns values are an error)",
+    )
+
+
 def cmd_trace_stats(args: argparse.Namespace) -> int:
     """``sim trace stats``: request count, span, rates, burstiness and token quantiles of a trace."""
     from sim.report.trace_plot import plot_trace
@@ -25,7 +67,9 @@ def cmd_trace_stats(args: argparse.Namespace) -> int:
     if not (math.isfinite(bin_s) and bin_s > 0):
         raise ConfigError(f"expected a window > 0 seconds, got {bin_s:g}", source="--bin-s")
     check_trace_format(args.trace_format)
-    wl = load_trace(args.file, args.trace_format or "auto")
+    wl = load_trace(
+        args.file, args.trace_format or "auto", parse_columns(args.columns), args.time_unit
+    )
     if len(wl) and float(wl.duration_s) / bin_s > MAX_BINS:
         raise ConfigError(
             f"a {bin_s:g} s window makes more than {MAX_BINS:,} bins over this "
@@ -66,4 +110,5 @@ def register(sub: Any) -> None:
     stats.add_argument("--bin-s", type=float, default=60.0, help="rate window in seconds (default 60)")
     stats.add_argument("--plot", metavar="PNG", help="also write rate-over-time and token histograms")
     stats.add_argument("--json", action="store_true", help="print the statistics as JSON")
+    add_trace_options(stats)
     stats.set_defaults(func=cmd_trace_stats)

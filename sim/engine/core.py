@@ -24,6 +24,7 @@ from typing import Any
 from sim.engine.clock import Clock
 from sim.engine.control import ControlLoop, DecisionLog
 from sim.engine.gateway import Gateway, admission_enforced
+from sim.engine.paged import PagedLlmService, default_batched_tokens
 from sim.engine.pool import Pool, Worker
 from sim.engine.record import RunRecord
 from sim.engine.requests import RequestState, Sink
@@ -87,6 +88,10 @@ class Engine:
         self._drain_stop = False
         self._stop = self.env.event()
 
+        if self.n:  # heterogeneous placement rates offers on this traffic's request mix
+            fleet.set_request_mix(
+                float(workload.prompt_tokens.mean()), float(sum(reqs.output) / self.n)
+            )
         self.window = LatencyWindow(autoscaler.statistic)
         self.gateway = Gateway(
             clock, reqs, self.window, deployment=deployment, gateway=gateway,
@@ -169,6 +174,11 @@ class Engine:
     def _make_service(self, w: Worker) -> Any:
         cls = SERVICES.get(self.service_kind)
         if cls is LlmService:
+            sv = self.serving
+            if sv.kv_admission == "paged":
+                budget = sv.max_num_batched_tokens or default_batched_tokens(w.shape.gpu)
+                return PagedLlmService(self, w.wid, w.shape.profile, self.max_batch,  # type: ignore[arg-type]
+                                       self.exact, budget)
             return LlmService(self, w.wid, w.shape.profile, self.max_batch, self.exact)  # type: ignore[arg-type]
         if cls is EmbeddingService:
             return EmbeddingService(
@@ -226,6 +236,7 @@ class Engine:
             queue_area=gw.queue_area,
             queue_max=gw.queue_max,
             warnings=self.warnings,
+            placement=list(self.fleet.placements),
         )
 
 

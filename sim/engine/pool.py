@@ -32,6 +32,7 @@ class Worker:
 
     __slots__ = (
         "wid", "shape", "service", "state", "record", "version", "rtt_s", "acquired", "noticed",
+        "fallback", "replaces",
     )
 
     def __init__(self, wid: int, shape: WorkerShape, record: WorkerRecord, rtt_s: float) -> None:
@@ -39,6 +40,8 @@ class Worker:
         self.rtt_s = rtt_s  # network round trip between the gateway and this worker
         self.acquired = True  # holds its instance (False while waiting for spot capacity)
         self.noticed = False  # received a spot preemption notice
+        self.fallback = False  # on-demand because spot capacity ran out (may return to spot)
+        self.replaces: Worker | None = None  # the fallback worker this spot worker replaces
         self.shape = shape
         self.service: Any = None
         self.state = STARTING
@@ -73,6 +76,7 @@ class Pool:
         self.decisions = decisions
         self.deployment = deployment
         self.on_preempt_fail = spot.on_preempt == "fail"
+        self.return_to_spot = bool(getattr(spot, "return_to_spot", True))
         self.spot_acquire_timeout_s = float(spot.spot_acquire_timeout_s)
         self.rtt_s = float(network_rtt_s)
         self.make_service = make_service
@@ -222,6 +226,12 @@ class Pool:
         w.record.ready_s = self.env._now
         self.ready.append(w)
         self.record_timeline()
+        old = w.replaces
+        if old is not None:
+            w.replaces = None
+            self.n_active += 1  # a replacement counts in N from the moment it is ready
+            if old.state in (STARTING, READY):  # back on spot: the on-demand stand-in goes
+                self.drain(old, "return_to_spot")
         if self.gateway.queue:
             self.gateway.dispatch()
 
@@ -233,7 +243,9 @@ class Pool:
             self.ready.remove(w)
         elif w.state == STARTING:
             self.n_starting -= 1
-        self.n_active -= 1
+        if w.replaces is None:
+            self.n_active -= 1
+        w.replaces = None
         w.record.drain_s = t
         w.record.end_reason = reason
         if w.state == STARTING or w.service.load == 0:
@@ -261,7 +273,10 @@ class Pool:
     def victims(self, k: int) -> list[Worker]:
         """Which ``k`` workers to drain: cloud before on-prem, most expensive first, then fewest
         requests in flight, then newest."""
-        active = [w for w in self.alive if w.state in (STARTING, READY)]
+        # A spot replacement still starting is not in N (its on-demand stand-in is).
+        active = [
+            w for w in self.alive if w.state in (STARTING, READY) and w.replaces is None
+        ]
         active.sort(
             key=lambda w: (
                 w.shape.on_prem,
@@ -296,7 +311,9 @@ class Pool:
             self.n_starting -= 1
         if w.state == READY:
             self.ready.remove(w)
-        if was_active:
+        replacing = w.replaces is not None
+        w.replaces = None
+        if was_active and not replacing:
             self.n_active -= 1
         w.state = DRAINING
         w.noticed = True
@@ -305,7 +322,7 @@ class Pool:
         if was_active:
             w.record.end_reason = "preempted"
         self.record_timeline()
-        if was_active:
+        if was_active and not replacing:  # a lost spot replacement leaves its stand-in running
             # The replacement is requested at notice time, outside the cooldowns.
             placed, blocked = self.request_workers(1)
             self.decisions.log(
@@ -380,7 +397,10 @@ class Pool:
         self.n_starting -= 1
         self.n_active -= 1
         self._terminate(w, "provision_failed")
+        before = len(self.workers)
         placed, blocked = self.request_workers(1, allow_spot=False)
+        for nw in self.workers[before:]:
+            nw.fallback = not nw.shape.spot and not nw.shape.on_prem
         why = f"no spot capacity for worker {w.wid}: on-demand"
         self.decisions.log(
             Decision("replace", placed, why + (f"; blocked: {blocked}" if blocked else "")),
@@ -401,7 +421,34 @@ class Pool:
             ]
             for w in sorted(held, key=lambda w: -w.wid)[:excess]:
                 self._on_preempt_notice(w, w.version)
+        elif self.return_to_spot:
+            self._return_to_spot()
         self._schedule_next_capacity_change()
+
+    def _return_to_spot(self) -> None:
+        """Spot capacity is back: start a spot worker for each on-demand fallback worker while
+        zones have room (oldest fallback first); each fallback drains once its spot
+        replacement is ready (SkyServe's dynamic fallback)."""
+        market = self.fleet.market
+        assert market is not None
+        pending = {id(w.replaces) for w in self.alive if w.replaces is not None}
+        for old in [w for w in self.alive if w.fallback and w.state in (STARTING, READY)]:
+            if id(old) in pending:
+                continue
+            shape = self.next_shape(peek=True)
+            if shape is None or not shape.spot or shape.awaiting_capacity:
+                return  # no zone has spot room now
+            if self.price_room(shape) < 1 and float(self.deployment.max_price_per_hour or 0) > 0:
+                return
+            nw = self._add_worker(self.next_shape())  # type: ignore[arg-type]
+            nw.replaces = old
+            self.n_active -= 1  # not in N while it starts: its stand-in still serves
+            self.record_timeline()
+            self.decisions.log(
+                Decision("replace", 1, f"spot capacity back: spot worker {nw.wid} to replace "
+                         f"on-demand fallback worker {old.wid}"),
+                self.n_active,
+            )
 
     def _schedule_next_capacity_change(self) -> None:
         change = next(self._capacity_changes, None)

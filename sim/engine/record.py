@@ -140,3 +140,4 @@ class RunRecord:
     queue_area: float  # integral of the gateway queue length over [0, horizon] (Little's law)
     queue_max: int = 0  # the longest the gateway queue ever was (exact, not sampled)
     warnings: list[str] = field(default_factory=list)
+    placement: list[str] = field(default_factory=list)  # why scale-ups took their shapes

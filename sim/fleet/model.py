@@ -3,8 +3,9 @@
 Placement follows DESIGN §4: on-prem GPUs first when ``use_on_prem`` (cloud overflow only
 with ``use_cloudburst``); in the cloud, the configured GPU shape for the initial fleet and,
 with ``use_same_gpus_when_scaling``, for every scale-up — otherwise each new worker takes the
-cheapest feasible offer of the catalog (any GPU type and count that holds the model, in the
-allowed clouds, spot when allowed). Every random draw comes from its own named stream
+offer with the lowest price per unit of rated throughput at the SLO (any GPU type and count
+that holds the model and meets the SLO for a lone request, in the allowed clouds, spot when
+allowed; :meth:`FleetModel.rating`), and ``placements`` says why. Every random draw comes from its own named stream
 (``cold_start``, ``preemption``), so one sub-model never shifts another's numbers.
 """
 
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from sim.errors import ConfigError
 from sim.fleet.catalog import Catalog
-from sim.fleet.offers import ChosenOffer, cheapest_offer, shape_offer
+from sim.fleet.offers import ChosenOffer, RankedOffers, cheapest_offer, ranked_offers, shape_offer
 from sim.fleet.spot import HazardPreemption, SpotMarket, load_capacity_traces
 from sim.hardware import canonical_gpu
 from sim.rng import Streams
@@ -65,6 +66,9 @@ class FleetModel:
         self.notes: list[str] = []  # pricing assumptions worth a warning in the run summary
         self._profiles: dict[tuple[str, int], Profile] = {}
         self._model: ModelSpec | None = None
+        self._mix = (1000.0, 250.0)  # mean prompt / output tokens; the engine sets the workload's
+        self._ratings: dict[tuple[str, int], tuple[float | None, str]] = {}
+        self.placements: list[str] = []  # why heterogeneous scale-ups took the shape they did
         nodes = scenario.fleet.on_prem_nodes
         self._node_gpu = {n.id: canonical_gpu(n.gpu) for n in nodes}
         self._node_free = {n.id: int(n.gpus) for n in nodes}
@@ -145,6 +149,7 @@ class FleetModel:
             prof = self._profiles[key] = get_profile(
                 spec, gpu, gpus, gpu_memory_utilization=sv.gpu_memory_utilization, path=path,
                 engine=VIDUR if sv.profile == VIDUR else sv.engine,
+                batched_tokens=sv.max_num_batched_tokens, max_seqs=sv.max_batch,
             )
             if prof.scaled:
                 self.notes.append(
@@ -154,6 +159,71 @@ class FleetModel:
                     "error source"
                 )
         return self._profiles[key]
+
+    # -- the offer rule for heterogeneous scale-ups --------------------------------------------
+    def set_request_mix(self, prompt_tokens: float, output_tokens: float) -> None:
+        """The workload's mean prompt and output tokens, which rate offers at the SLO."""
+        self._mix = (max(float(prompt_tokens), 1.0), max(float(output_tokens), 1.0))
+
+    def rating(self, deployment: Any, gpu: str, gpus: int) -> tuple[float | None, str]:
+        """(rated throughput at the SLO, why) of one ``gpus`` x ``gpu`` worker; None when a lone
+        request already misses the SLO on it.
+
+        With mean prompt P and output O tokens (the workload's), a lone request has
+        TTFT1 = decode_base + prefill(P) and TPOT(b) = decode step of b sequences holding
+        P + O/2 tokens each (:class:`~sim.serving.profiles.Profile`); E2E(b) = TTFT1 +
+        (O - 1) TPOT(b). Feasible: the SLO metric of a lone request (b = 1) within the SLO
+        threshold. Throughput: b* / TPOT(b*) output tokens/s, with b* the largest batch up to
+        ``serving.max_batch`` and the KV room for P + O tokens per sequence whose TPOT (metric
+        tpot) or E2E (metric e2e) still meets the threshold; for ttft and queue the batch is
+        not latency-bound. Embeddings: requests/s = rated input tokens/s / P, feasible when
+        one request's embedding time meets the threshold.
+        """
+        key = (gpu, gpus)
+        if key in self._ratings:
+            return self._ratings[key]
+        prof = self._profile(deployment, gpu, gpus)
+        sc = self.scenario
+        metric, theta = sc.slo_metric(), float(sc.slo_threshold_s())
+        p, o = self._mix
+        max_batch = int(sc.serving.max_batch)
+        out: tuple[float | None, str]
+        if prof is None:
+            out = (1.0, "")
+        elif prof.decode_base_s <= 0 and prof.decode_per_seq_s <= 0:  # embedding profile
+            one = prof.embed_s(int(p))
+            if metric != "queue" and one > theta:
+                out = (None, f"one request takes {one:.3g}s > {metric} SLO {theta:g}s")
+            else:
+                out = (prof.rated_tokens_per_s(max_batch) / p, "")
+        else:
+            ttft1 = prof.iteration_s(0, 0.0, [int(p)])
+            ctx = p + o / 2
+
+            def latency(b: int) -> float:
+                if metric == "tpot":
+                    return prof.tpot_s(b, ctx)
+                if metric == "e2e":
+                    return ttft1 + (o - 1) * prof.tpot_s(b, ctx)
+                return ttft1 if metric == "ttft" else 0.0
+
+            b_max = max(1, min(max_batch, int(prof.kv_capacity_tokens // (p + o))))
+            if latency(1) > theta:
+                out = (None, f"a lone request's {metric} is {latency(1):.3g}s > SLO {theta:g}s")
+            else:
+                b = b_max
+                if metric in ("tpot", "e2e"):
+                    lo, hi = 1, b_max  # latency grows with the batch: the largest b within it
+                    while lo < hi:
+                        mid = (lo + hi + 1) // 2
+                        if latency(mid) <= theta:
+                            lo = mid
+                        else:
+                            hi = mid - 1
+                    b = lo
+                out = (b / prof.tpot_s(b, ctx), "")
+        self._ratings[key] = out
+        return out
 
     # -- placement ----------------------------------------------------------------------------
     def place(
@@ -286,6 +356,20 @@ class FleetModel:
             )
             if note not in self.notes:
                 self.notes.append(note)
+        rule = self.scenario.fleet.spot.zone_price
+        have = (
+            sorted({x.zone for x in self.catalog.offers(clouds=clouds or None)
+                    if x.gpu == o.gpu and x.spot_usd_per_h is not None})
+            if spot and rule not in ("cheapest", "median") else [rule]
+        )
+        if rule not in have:
+            raise ConfigError(
+                f"zone {rule!r} sells no spot {o.gpu} in {list(clouds) or 'any cloud'}; zones "
+                f"with a spot {o.gpu} price: {', '.join(have) or 'none'} (or cheapest | median)",
+                source=sc.source, field="fleet.spot.zone_price",
+            )
+        if chosen.spot:
+            self._note_spot_price(chosen)
         shape = WorkerShape(
             gpu=o.gpu, gpus=o.gpus, cloud=o.cloud, region=o.region, zone=o.zone,
             spot=chosen.spot, on_prem=False, price_per_hour_usd=float(chosen.usd_per_h),
@@ -298,6 +382,63 @@ class FleetModel:
         )
         self._shapes[key] = shape
         return shape
+
+    def _note_spot_price(self, chosen: ChosenOffer) -> None:
+        """State which zone and price sample a spot worker pays (console and report)."""
+        o = chosen.offer
+        base = chosen.derived_from or o
+        zones = sorted(
+            x.spot_usd_per_h for x in self.catalog.offers(clouds=[o.cloud])
+            if x.instance_type == base.instance_type and x.spot_usd_per_h is not None
+        )
+        rule = self.scenario.fleet.spot.zone_price
+        spread = ""
+        if len(zones) > 1:
+            mid = zones[(len(zones) - 1) // 2]
+            spread = (f" of {len(zones)} zones listing {base.instance_type} spot at "
+                      f"${zones[0]:.2f}-{zones[-1]:.2f}/h (median ${mid:.2f}/h)")
+        if self.market is not None:
+            spread += " (zones limited to the spot traces with capacity)"
+        text = (f"spot price: {o.gpus}x{o.gpu} {o.instance_type} in {o.zone} at "
+                f"${chosen.usd_per_h:.2f}/h (on-demand ${o.on_demand_usd_per_h:.2f}/h), the "
+                f"{'cheapest zone' if rule == 'cheapest' else 'median zone' if rule == 'median' else 'chosen zone'}"
+                f"{spread}; one price sample per zone from the catalog snapshot "
+                f"({self.catalog.source}), no price history (fleet.spot.zone_price picks the rule)")
+        if text not in self.placements:
+            self.placements.append(text)
+
+    def _explain(self, ranked: RankedOffers) -> None:
+        """Say once why heterogeneous scale-ups take this offer (console and report)."""
+        (best, rate), *rest = ranked.ranked
+        unit = "request/s" if self.scenario.inf_type == "embedding" else "output token/s"
+        sc = self.scenario
+
+        def name(c: ChosenOffer) -> str:
+            o = c.offer
+            return f"{o.gpus}x{o.gpu} {o.cloud} {'spot' if c.spot else 'on-demand'}"
+
+        def per_unit(c: ChosenOffer, r: float) -> str:
+            return f"${c.usd_per_h:.2f}/h for {r:,.0f} {unit} = ${RankedOffers.cost_per_unit(c, r) * 1000:.3f}/h per 1k {unit}"
+
+        if not ranked.slo_met:
+            text = (f"use_same_gpus_when_scaling false: no offer meets the {sc.slo_metric()} SLO "
+                    f"({sc.slo_threshold_s():g}s) alone; scale-ups take the cheapest per hour, {name(best)} "
+                    f"(${best.usd_per_h:.2f}/h)")
+        else:
+            text = (f"use_same_gpus_when_scaling false: scale-ups take {name(best)}, the lowest price "
+                    f"per rated throughput at the {sc.slo_metric()} SLO ({sc.slo_threshold_s():g}s): "
+                    f"{per_unit(best, rate)}")
+            other = next((c for c, _ in rest if c.offer.gpu != best.offer.gpu), None)
+            if other is not None:
+                r = next(r for c, r in rest if c is other)
+                text += f"; next other GPU: {name(other)}, {per_unit(other, r)}"
+        left_out = sorted({f"{o.gpus}x{o.gpu} ({why})" for o, why in ranked.infeasible})
+        if left_out:
+            text += f"; left out as a lone request misses the SLO: {', '.join(left_out[:4])}"
+            if len(left_out) > 4:
+                text += f" and {len(left_out) - 4} more"
+        if text not in self.placements:
+            self.placements.append(text)
 
     def _offer(
         self, deployment: Any, key: tuple[Any, ...], clouds: tuple[str, ...], spot: bool,
@@ -315,12 +456,16 @@ class FleetModel:
             if key[0] == "shape":
                 return shape_offer(
                     self.catalog, key[1], key[2], clouds=clouds, allow_spot=spot,
-                    exclude_zones=exclude,
+                    exclude_zones=exclude, spot_zone=self.scenario.fleet.spot.zone_price,
                 )
-            return cheapest_offer(
-                self.catalog, fits=self._fits(deployment), clouds=clouds, allow_spot=spot,
-                exclude_zones=exclude,
+            ranked = ranked_offers(
+                self.catalog, fits=self._fits(deployment),
+                rate=lambda gpu, gpus: self.rating(deployment, gpu, gpus), clouds=clouds,
+                allow_spot=spot, exclude_zones=exclude,
+                spot_zone=self.scenario.fleet.spot.zone_price,
             )
+            self._explain(ranked)
+            return ranked.ranked[0][0]
         except ConfigError as exc:
             field = {
                 "types": "deployment.initial_worker_config.instance_types",

@@ -1,7 +1,9 @@
 """Choosing the offer a new worker runs on: cheapest feasible offer, or the cheapest zone for a fixed shape.
 
-``use_same_gpus_when_scaling: false`` -> :func:`cheapest_offer` (any GPU type and listed
-instance that holds the model, in the allowed clouds and instance types, spot when allowed).
+``use_same_gpus_when_scaling: false`` -> :func:`ranked_offers` (any GPU type and listed
+instance that holds the model and meets the SLO alone, in the allowed clouds, spot when
+allowed, ranked by price per unit of rated throughput at the SLO);
+``instance_types`` -> :func:`cheapest_offer` (the cheapest per hour of those types).
 ``use_same_gpus_when_scaling: true`` -> :func:`shape_offer` (the initial GPU type x count,
 placed in the cheapest zone; a count no instance lists is priced by the catalog's shape rule).
 
@@ -12,6 +14,7 @@ zone and instance type in alphabetical order.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass, replace
@@ -21,6 +24,8 @@ from sim.fleet.catalog import Catalog, Offer, canonical_cloud, quote_in_zone
 from sim.hardware import canonical_gpu, gpu_spec
 
 Fits = Callable[[str, int], bool]
+# (gpu, gpus) -> (rated throughput at the SLO, or None when a lone request misses it; why)
+Rate = Callable[[str, int], tuple[float | None, str]]
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,30 @@ def fits_memory(weights_gb: float, kv_min_gb: float = 0.0, utilization: float = 
         return gpu_spec(gpu).memory_gb * gpus * utilization >= need
 
     return fits
+
+
+def spot_zone_rule(choices: list[ChosenOffer], rule: str) -> list[ChosenOffer]:
+    """Keep the on-demand choices and, per instance type, the spot choice ``rule`` names.
+
+    ``cheapest`` keeps every spot zone (the cheapest wins later); ``median`` keeps the zone
+    at the median spot price of that instance type (the lower middle of an even count), so one
+    outlier zone does not decide the answer; any other value is a zone id and keeps only
+    that zone's spot price.
+    """
+    if rule == "cheapest":
+        return choices
+    out = [c for c in choices if not c.spot]
+    groups: dict[tuple[str, str], list[ChosenOffer]] = defaultdict(list)
+    for c in choices:
+        if c.spot:
+            groups[(c.offer.cloud, c.offer.instance_type)].append(c)
+    for group in groups.values():
+        if rule == "median":
+            ordered = sorted(group, key=ChosenOffer.sort_key)
+            out.append(ordered[(len(ordered) - 1) // 2])
+        else:
+            out.extend(c for c in group if c.offer.zone == rule)
+    return out
 
 
 def _options(offer: Offer, allow_spot: bool) -> list[ChosenOffer]:
@@ -87,6 +116,59 @@ def cheapest_offer(
     return min((c for o in feasible for c in _options(o, allow_spot)), key=ChosenOffer.sort_key)
 
 
+@dataclass(frozen=True)
+class RankedOffers:
+    """Offers by price per unit of rated throughput (best first), and the ones left out."""
+
+    ranked: list[tuple[ChosenOffer, float]]  # (choice, rated throughput), best first
+    infeasible: list[tuple[Offer, str]]  # hold the model but miss the SLO alone, with why
+    slo_met: bool = True  # False: no offer meets the SLO alone; ranked by hourly price instead
+
+    @staticmethod
+    def cost_per_unit(choice: ChosenOffer, rate: float) -> float:
+        """USD per hour per unit of rated throughput."""
+        return choice.usd_per_h / rate if rate > 0 else math.inf
+
+
+def ranked_offers(
+    catalog: Catalog,
+    *,
+    fits: Fits,
+    rate: Rate,
+    clouds: Sequence[str] = (),
+    allow_spot: bool,
+    exclude_zones: Set[str] = frozenset(),
+    spot_zone: str = "cheapest",
+) -> RankedOffers:
+    """Listed offers that hold the model, ranked by USD/h per unit of ``rate`` (best first).
+
+    Offers whose ``rate`` is None (a lone request misses the SLO on them) are left out and
+    reported; when every offer is left out, they are ranked anyway (by their rate where one
+    was computed, else by hourly price), so a deployment whose SLO no offer meets still
+    scales. Ties break by :meth:`ChosenOffer.sort_key`.
+    """
+    pool = catalog.offers(clouds=clouds or None)
+    pool = tuple(o for o in pool if o.zone not in exclude_zones)
+    if not pool:
+        raise ConfigError(f"no offer{_scope(clouds, (), exclude_zones)}", source=catalog.source)
+    fitting = [o for o in pool if fits(o.gpu, o.gpus)]
+    if not fitting:
+        return RankedOffers([(cheapest_offer(
+            catalog, fits=fits, clouds=clouds, allow_spot=allow_spot, exclude_zones=exclude_zones,
+        ), 1.0)], [], slo_met=False)
+    rated = [(o, *rate(o.gpu, o.gpus)) for o in fitting]
+    feasible = [(o, r) for o, r, _ in rated if r is not None]
+    infeasible = [(o, why) for o, r, why in rated if r is None]
+    slo_met = bool(feasible)
+    if not slo_met:  # nothing meets the SLO alone: the best of the rest, by hourly price
+        feasible = [(o, 1.0) for o, _ in infeasible]
+    rates = {id(o): r for o, r in feasible}
+    kept = spot_zone_rule([c for o, _ in feasible for c in _options(o, allow_spot)], spot_zone)
+    choices = [(c, rates[id(c.offer)]) for c in kept]
+    choices.sort(key=lambda cr: (RankedOffers.cost_per_unit(*cr), *cr[0].sort_key()))
+    return RankedOffers(choices, infeasible, slo_met)
+
+
 def shape_offer(
     catalog: Catalog,
     gpu: str,
@@ -94,6 +176,7 @@ def shape_offer(
     clouds: Sequence[str] = (),
     allow_spot: bool = False,
     exclude_zones: Set[str] = frozenset(),
+    spot_zone: str = "cheapest",
 ) -> ChosenOffer:
     """The cheapest zone for a worker of exactly ``gpus`` x ``gpu`` in the allowed clouds.
 
@@ -122,7 +205,7 @@ def shape_offer(
             q = quote_in_zone(zrows, gpus, spot)
             if q is not None:
                 choices.append(_as_shape(q.base, gpus, spot, q.usd_per_h))
-    return min(choices, key=ChosenOffer.sort_key)
+    return min(spot_zone_rule(choices, spot_zone), key=ChosenOffer.sort_key)
 
 
 def _as_shape(base: Offer, gpus: int, spot: bool, usd_per_h: float) -> ChosenOffer:

@@ -158,6 +158,24 @@ class SpotSpec(Section):
         description="Keep this many workers on-demand even when spot is allowed (SkyServe's "
         "base on-demand fallback); spot only above it.",
     )
+    zone_price: str = Field(
+        default="cheapest",
+        min_length=1,
+        description="Which zone's spot price a spot worker pays: cheapest (the cheapest zone's "
+        "catalog sample), median (the zone at the median spot price of that instance type, so "
+        "one outlier zone does not decide) or a zone id (e.g. us-central1-a).",
+    )
+    counterfactual: bool = Field(
+        default=True,
+        description="With allow_spot_instances: also run the scenario with spot off on the same "
+        "seed, and report spot savings and the latency change against it (doubles the run time).",
+    )
+    return_to_spot: bool = Field(
+        default=True,
+        description="When spot capacity comes back, replace on-demand fallback workers by spot "
+        "ones: start the spot worker, drain the on-demand one once it is ready (SkyServe's "
+        "dynamic fallback).",
+    )
 
     def resolved_notice_s(self, cloud: str) -> float:
         """The notice period for ``cloud``: the explicit value, else the cloud's default."""

@@ -267,6 +267,18 @@ def _worker_count_from_records(workers: list[WorkerRecord]) -> tuple[np.ndarray,
     return times, np.asarray(counts, dtype=np.float64)
 
 
+def _scale_up_shapes(record: RunRecord) -> dict[str, int]:
+    """How many workers after the initial fleet ran on each shape ("1xA100 AWS on-demand")."""
+    counts: dict[str, int] = {}
+    for w in record.workers:
+        if w.initial or w.end_reason == "provision_failed":
+            continue
+        where = "on-prem" if w.on_prem else f"{w.cloud} {'spot' if w.spot else 'on-demand'}"
+        key = f"{w.gpus}x{w.gpu} {where}"
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
 def build_result(
     record: RunRecord,
     *,
@@ -375,7 +387,11 @@ def build_result(
             "on_demand_usd": on_demand_usd,
             "spot_usd": spot_usd,
             "on_prem_usd": on_prem_usd,
-            "spot_savings_usd": spot_savings,
+            # Filled by sim.run against the counterfactual run (spot off, same seed); null
+            # without it. The price discount is what the same spot workers would have cost
+            # on-demand for the same billed time (not a saving: the fleet would differ).
+            "spot_savings_usd": None,
+            "spot_price_discount_usd": spot_savings,
             "billing_granularity_s": float(billing_granularity_s),
         },
         "workers": {
@@ -394,7 +410,9 @@ def build_result(
             "scale_downs": scale_downs,
             "decisions_blocked": blocked,
             "total_started": len(record.workers),
+            "scale_up_shapes": _scale_up_shapes(record),
         },
+        "placement": [str(p) for p in getattr(record, "placement", [])],
         "queue": {
             "mean_len": json_float(record.queue_area / horizon) if horizon > 0 else None,
             "max_len": int(record.queue_max),

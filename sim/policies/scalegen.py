@@ -8,8 +8,16 @@ scale up, scale down. How a ``*_timeout_sec`` gates an action is a switch
   scale-up (for up) or the last action either way (for down) is at least the timeout ago.
 - ``sustained`` (Ray Serve, SkyServe): act when the condition has held at every tick for the
   whole timeout; the clock restarts after acting.
-- ``stabilization`` (Kubernetes HPA): act on the most conservative recommendation over the
-  timeout window (min of recent recommendations for up, max for down).
+- ``stabilization`` (Kubernetes HPA): every tick recommends a *desired count*; the policy
+  moves to min(max(N, lowest recommendation over the last U s), highest over the last D s),
+  as HPA's ``stabilizeRecommendationWithBehaviors`` does with its scale-up and scale-down
+  stabilization windows (Kubernetes docs, "Horizontal Pod Autoscaling", section
+  "Stabilization window", autoscaling/v2).
+
+What a tick recommends is ``step``: ``one`` (N ± the step size, the vendor's one-worker
+reading) or ``proportional`` (HPA's algorithm: desired = ceil(N × S / target), Kubernetes
+docs, "Algorithm details"; the target is the upper bound when S is above it and the lower
+bound when S is below it, so a scale-down aims back inside the band rather than at its edge).
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ class ScalegenParams:
     scale_up_step: int = 1
     scale_down_step: int = 1
     idle_from: str = "done"
+    step: str = "one"
 
     @classmethod
     def from_deployment(cls, deployment: Any, autoscaler: Any) -> ScalegenParams:
@@ -55,6 +64,7 @@ class ScalegenParams:
             scale_up_step=int(autoscaler.scale_up_step),
             scale_down_step=int(autoscaler.scale_down_step),
             idle_from=str(getattr(autoscaler, "idle_from", "done")),
+            step=str(getattr(autoscaler, "step", "one")),
         )
 
 
@@ -155,19 +165,38 @@ class ScalegenPolicy:
         return d
 
     # -- timeout semantics -------------------------------------------------------------------
-    def _up(self, obs: Observation) -> Decision:
+    def _desired(self, obs: Observation, want_up: bool, want_down: bool) -> int:
+        """The count this tick recommends (``step``): N ± step, or HPA's ceil(N × S / target)."""
+        p, n, s = self.p, obs.workers, obs.statistic
+        floor = max(p.min_workers, 1)
+        if want_up:
+            if p.step == "proportional":
+                return max(n + 1, math.ceil(n * s / p.upper_s - 1e-9))
+            return n + p.scale_up_step
+        if want_down:
+            drop = n - p.scale_down_step
+            if p.step == "proportional" and not math.isnan(s) and p.lower_s > 0:
+                drop = min(n - 1, math.ceil(n * s / p.lower_s - 1e-9))
+            return max(floor, drop, n - (obs.ready - floor))
+        return n
+
+    def _up(self, obs: Observation, desired: int) -> Decision:
         if obs.addable <= 0:
             return Decision("none", 0, f"blocked: {obs.addable_limit}", obs.statistic)
-        add = min(self.p.scale_up_step, obs.addable)
+        add = min(desired - obs.workers, obs.addable)
         why = f"S={obs.statistic:.3g}s>upper={self.p.upper_s:g}s"
+        if self.p.step == "proportional":
+            why += f", desired {desired}"
         return self._acted(Decision("scale_up", add, why, obs.statistic), obs.time_s)
 
-    def _down(self, obs: Observation) -> Decision:
-        drop = min(self.p.scale_down_step, obs.ready - max(self.p.min_workers, 1))
+    def _down(self, obs: Observation, desired: int) -> Decision:
+        drop = min(obs.workers - desired, obs.ready - max(self.p.min_workers, 1))
         if math.isnan(obs.statistic):
             why = "window empty, nothing waiting"
         else:
             why = f"S={obs.statistic:.3g}s<lower={self.p.lower_s:g}s"
+        if self.p.step == "proportional":
+            why += f", desired {desired}"
         return self._acted(Decision("scale_down", -drop, why, obs.statistic), obs.time_s)
 
     def _acted(self, d: Decision, t: float) -> Decision:
@@ -180,11 +209,11 @@ class ScalegenPolicy:
         t, p = obs.time_s, self.p
         if want_up:
             if t - self.last_up >= p.up_timeout_s:
-                return self._up(obs)
+                return self._up(obs, self._desired(obs, want_up, want_down))
             return Decision("none", 0, "blocked: scale-up cooldown", obs.statistic)
         if want_down:
             if t - self.last_action >= p.down_timeout_s:
-                return self._down(obs)
+                return self._down(obs, self._desired(obs, want_up, want_down))
             return Decision("none", 0, "blocked: scale-down cooldown", obs.statistic)
         return NO_OP
 
@@ -196,7 +225,7 @@ class ScalegenPolicy:
         )
         if want_up and self.up_since is not None:
             if t - self.up_since >= p.up_timeout_s:
-                d = self._up(obs)
+                d = self._up(obs, self._desired(obs, want_up, want_down))
                 if d.delta:
                     self.up_since = t
                 return d
@@ -204,13 +233,20 @@ class ScalegenPolicy:
         if want_down and self.down_since is not None:
             if t - self.down_since >= p.down_timeout_s:
                 self.down_since = t
-                return self._down(obs)
+                return self._down(obs, self._desired(obs, want_up, want_down))
             return Decision("none", 0, "blocked: not sustained (down)", obs.statistic)
         return NO_OP
 
     def _stabilization(self, obs: Observation, want_up: bool, want_down: bool) -> Decision:
+        """Kubernetes HPA: desired = min(max(N, min of recent recommendations over U),
+        max of recent recommendations over D).
+
+        Until the policy has observed for a whole window, the missing part of it counts as a
+        recommendation to stay at N (the deployment was created at its size), so neither
+        direction acts before its window has filled.
+        """
         t, p, n = obs.time_s, self.p, obs.workers
-        rec = n + 1 if want_up else (n - 1 if want_down else n)
+        rec = self._desired(obs, want_up, want_down)
         hist = self.history
         hist.append((t, rec))
         if self.first_tick is None:
@@ -220,16 +256,18 @@ class ScalegenPolicy:
             hist.popleft()
         up_rec = min(r for s, r in hist if s > t - p.up_timeout_s or s == t)
         down_rec = max(r for s, r in hist if s > t - p.down_timeout_s or s == t)
-        # A window is full once the policy has been observing for the whole timeout.
-        up_full = t - self.first_tick >= p.up_timeout_s
-        down_full = t - self.first_tick >= p.down_timeout_s
+        if t - self.first_tick < p.up_timeout_s:
+            up_rec = min(up_rec, n)
+        if t - self.first_tick < p.down_timeout_s:
+            down_rec = max(down_rec, n)
+        desired = min(max(n, up_rec), down_rec)
+        if desired > n:
+            return self._up(obs, desired)
+        if desired < n and obs.ready > max(p.min_workers, 1) and not obs.queue_len:
+            return self._down(obs, desired)
         if want_up:
-            if up_rec > n and up_full:
-                return self._up(obs)
             return Decision("none", 0, "blocked: stabilization window (up)", obs.statistic)
         if want_down:
-            if down_rec < n and down_full:
-                return self._down(obs)
             return Decision("none", 0, "blocked: stabilization window (down)", obs.statistic)
         return NO_OP
 

@@ -45,6 +45,13 @@ class AutoscalerSpec(Section):
         default="cooldown",
         description="cooldown (time since last action) | sustained (condition held for the timeout) | stabilization (HPA).",
     )
+    step: Literal["one", "proportional"] = Field(
+        default="one",
+        description=(
+            "What a tick recommends: one (N +/- scale_up_step / scale_down_step) | proportional "
+            "(Kubernetes HPA: ceil(N x S / upper) up, ceil(N x S / lower) down)."
+        ),
+    )
     max_workers: Int = Field(default=100, ge=1, description="Most workers the autoscaler will run.")
     scale_up_step: Int = Field(default=1, ge=1, description="Workers added per scale-up.")
     scale_down_step: Int = Field(default=1, ge=1, description="Workers drained per scale-down.")

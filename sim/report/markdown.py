@@ -183,14 +183,32 @@ def _spot_section(s: dict[str, Any]) -> list[str]:
     c, w, r = s["cost"], s["workers"], s["requests"]
     if not c.get("spot_usd") and not w.get("preemptions"):
         return []
-    saved = c.get("spot_savings_usd") or 0.0
-    equivalent = c["spot_usd"] + saved
-    share = f" ({saved / equivalent:.0%} of their on-demand price)" if equivalent > 0 else ""
+    cf = s.get("spot_counterfactual")
+    if cf is not None and c.get("spot_savings_usd") is not None:
+        saved = c["spot_savings_usd"]
+        share = f" ({saved / cf['cost_total_usd']:.0%})" if cf["cost_total_usd"] else ""
+        ch = cf["change"]
+
+        def secs(x: Any) -> str:
+            return "n/a" if x is None else f"{x:+.3g} s"
+
+        att = ch.get("slo_attainment")
+        saving = (
+            f"Against the same scenario with spot off (same seed and requests: "
+            f"{_usd(cf['cost_total_usd'])}), spot saved {_usd(saved)}{share}; with spot, TTFT p95 "
+            f"changed by {secs(ch.get('ttft_p95_s'))}, E2E p95 by {secs(ch.get('latency_e2e_p95_s'))}"
+            + ("" if att is None else f", SLO attainment by {100 * att:+.1f} points")
+            + f" and failures by {ch.get('requests_failed', 0):+,}. "
+        )
+    else:
+        saving = "Spot savings need the counterfactual run (fleet.spot.counterfactual). "
+    discount = c.get("spot_price_discount_usd") or 0.0
     return [
         "## Spot",
         "",
-        f"Spot workers cost {_usd(c['spot_usd'])}; the same workers on-demand for the same billed "
-        f"time would have cost {_usd(equivalent)}: spot saved {_usd(saved)}{share}. "
+        saving
+        + f"Spot workers cost {_usd(c['spot_usd'])}, {_usd(discount)} less than the same workers "
+        f"on-demand for the same time (a price difference, not the saving). "
         f"{w['preemptions']} preemption(s) sent {r['retried']:,} request(s) back to the queue "
         f"({r.get('retries_total', r['retried']):,} retries) and lost "
         f"{w.get('lost_work_gpu_s', 0.0):,.0f} GPU-seconds of work that was redone; replacement "
@@ -227,6 +245,13 @@ def render_report(result: Result, out_dir: str | Path = ".") -> str:
     lines += _headline(s)
     lines += ["", "![Latency CDF](latency_cdf.png)", "", "## Workers", ""]
     lines += _workers_section(result.workers)
+    shapes = s.get("workers", {}).get("scale_up_shapes") or {}
+    if shapes:
+        lines += ["", "Workers after the initial fleet, by shape: "
+                  + ", ".join(f"{n} × {k}" for k, n in shapes.items()) + "."]
+    placement = s.get("placement") or []
+    if placement:
+        lines += ["", *[f"- Placement: {p}" for p in placement]]
     lines += [
         "",
         "![Workers and queue over time](workers_queue.png)",

@@ -337,6 +337,38 @@ class Composer:
         return self.layers * (self.layer_s(tokens) + attn) + self.host_s(seqs)
 
 
+#: Memory vLLM keeps per GPU besides weights, activations and KV: CUDA graphs of the decode
+#: batch sizes (vLLM logs 0.5-1.5 GiB; assumed 1 GiB) and NCCL buffers at TP > 1
+#: (AIConfigurator systems/*.yaml misc.nccl_mem: 342 MB at TP 2, 392 MB at TP 4 and 8).
+CUDA_GRAPH_GB = 2**30 / 1e9
+NCCL_GB = {1: 0.0, 2: 0.358612992, 4: 0.411041792, 8: 0.411041792}
+
+
+def engine_reserved_gb(spec: ModelSpec, gpu: str, gpus: int, engine: str = DEFAULT_ENGINE,
+                       batched_tokens: int | None = None, max_seqs: int = 256) -> float:
+    """GB a worker's engine holds besides weights and KV cache, summed over its GPUs.
+
+    vLLM sizes the KV cache after a profiling forward pass of ``max_num_batched_tokens``
+    tokens: its peak activation memory (one layer's intermediates: residual and normed
+    hidden states, QKV, gate/up and the activated MLP input, BF16) plus the sampler's
+    float32 logits for ``max_num_seqs`` sequences, then CUDA graphs and NCCL buffers
+    (assumptions stated at :data:`CUDA_GRAPH_GB`, :data:`NCCL_GB`). ``batched_tokens`` None =
+    vLLM's default budget for the GPU.
+    """
+    from sim.engine.paged import default_batched_tokens
+
+    e = engine_preset(engine)
+    s = spec
+    t = batched_tokens or default_batched_tokens(gpu)
+    qkv = (s.n_heads + 2 * s.n_kv_heads) * s.head_dim
+    mlp = (3 if s.gated_mlp else 2) * s.intermediate * max(s.top_k, 1)
+    act = t * (2 * s.hidden * gpus + qkv + mlp) * 2  # hidden states replicated, rest split
+    logits = 0 if s.is_encoder else max_seqs * s.vocab * 4
+    graphs = CUDA_GRAPH_GB * gpus if e.cuda_graphs else 0.0
+    nccl = NCCL_GB.get(gpus, NCCL_GB[8]) * gpus
+    return (act + logits) / 1e9 + graphs + nccl
+
+
 #: Batches and prompt lengths the linear form is fitted over (log-spaced so small ones count).
 FIT_BATCHES = (1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 192, 256)
 FIT_PROMPTS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
@@ -392,7 +424,8 @@ def composed_coefficients(spec: ModelSpec, gpu: str, tp: int,
              "decode_per_ctx_token_s": per_ctx, "prefill_base_s": pf_base,
              "prefill_per_token_s": pf_tok, "prefill_per_token2_s": L * p2}
     # Embedding (encoder) batches: fitted the same way against encoder_batch_s.
-    toks = np.array([64, 256, 512, 1024, 2048, 4096, 8192, 16384], dtype=float)
+    # Batches of 512..16384 tokens: the sizes an embedding server runs under load.
+    toks = np.array([512, 1024, 2048, 4096, 8192, 16384], dtype=float)
     ye = np.array([c.encoder_batch_s(int(t), max(1, int(t) // 256)) for t in toks])
     e_base, e_tok = _nonneg_lsq(np.column_stack([np.ones_like(toks), toks]), ye, ye)
     coefs["embed_base_s"], coefs["embed_per_token_s"] = float(e_base), float(e_tok)

@@ -135,16 +135,20 @@ def builtin_shapes() -> list[tuple[str, str, int]]:
     return sorted(_builtin_entries())
 
 
-def kv_capacity_tokens(spec: ModelSpec, gpu: str, gpus: int, utilization: float = 0.9) -> int:
-    """KV-cache room in tokens: floor((gpus*memory*utilization - weights) / KV bytes per token)."""
+def kv_capacity_tokens(spec: ModelSpec, gpu: str, gpus: int, utilization: float = 0.9,
+                       reserved_gb: float = 0.0) -> int:
+    """KV-cache room in tokens: floor((gpus*memory*utilization - weights - reserved) / KV
+    bytes per token); ``reserved_gb`` is the engine's other memory (activations, CUDA graphs,
+    communication buffers; :func:`sim.serving.compose.engine_reserved_gb`)."""
     if not 0 < utilization <= 1:
         raise ProfileError(f"gpu_memory_utilization must be in (0, 1], got {utilization}")
     usable = gpus * gpu_spec(gpu).memory_gb * utilization
-    free_gb = usable - spec.weights_gb
+    free_gb = usable - spec.weights_gb - reserved_gb
     tokens = math.floor(free_gb * 1e9 / spec.kv_bytes_per_token) if free_gb > 0 else 0
     if tokens <= 0:
         raise ProfileError(
-            f"{spec.name} does not fit on {gpus} x {gpu}: {spec.weights_gb:.1f} GB of weights, "
+            f"{spec.name} does not fit on {gpus} x {gpu}: {spec.weights_gb:.1f} GB of weights"
+            f"{f' + {reserved_gb:.1f} GB of activations and CUDA graphs' if reserved_gb else ''}, "
             f"{usable:.1f} GB usable at gpu_memory_utilization {utilization}; needs "
             f"{max(-free_gb, 0.0) + spec.kv_bytes_per_token / 1e9:.1f} GB more for any KV cache")
     return tokens
@@ -341,7 +345,8 @@ def is_scaled(spec: ModelSpec, gpu: str, gpus: int, engine: str) -> bool:
 
 def get_profile(model: str | ModelSpec, gpu: str, gpus: int, *,
                 gpu_memory_utilization: float = 0.9, path: str | None = None,
-                engine: str | None = None) -> Profile:
+                engine: str | None = None, batched_tokens: int | None = None,
+                max_seqs: int = 256) -> Profile:
     """The profile of ``model`` on ``gpus`` x ``gpu`` for a serving ``engine``.
 
     ``engine`` is a preset of :func:`sim.serving.compose.engines` (default ``vllm-0.14``):
@@ -352,11 +357,19 @@ def get_profile(model: str | ModelSpec, gpu: str, gpus: int, *,
     entry, else the nearest entry scaled by parameters, KV bytes, HBM bandwidth and FP16
     FLOPs (the rule is in ``source``). A user file at ``path`` overrides the coefficients
     (and ``kv_capacity_tokens``) it gives for the most specific matching row; shapes it has
-    no row for keep the built-in values. ProfileError when the model is unknown without a
+    no row for keep the built-in values. With a composed engine the KV room leaves out the
+    engine's activation, CUDA-graph and communication memory for an iteration of
+    ``batched_tokens`` tokens and ``max_seqs`` sequences (vLLM's profiling run; None = the
+    engine's default budget). ProfileError when the model is unknown without a
     size in its name, the engine is unknown, the shape cannot hold the model, or the user
     file is invalid.
     """
-    from sim.serving.compose import DEFAULT_ENGINE, composed_coefficients, engine_preset
+    from sim.serving.compose import (
+        DEFAULT_ENGINE,
+        composed_coefficients,
+        engine_preset,
+        engine_reserved_gb,
+    )
 
     engine = engine or DEFAULT_ENGINE
     spec = model if isinstance(model, ModelSpec) else resolve_model(model)
@@ -399,7 +412,9 @@ def get_profile(model: str | ModelSpec, gpu: str, gpus: int, *,
             raise ProfileError(f"serving.profile {path}: kv_capacity_tokens must be >= 1")
         kv = int(kv_override)
     else:
-        kv = kv_capacity_tokens(spec, gpu_c, gpus, gpu_memory_utilization)
+        reserved = 0.0 if engine == VIDUR else engine_reserved_gb(
+            spec, gpu_c, gpus, engine, batched_tokens, max_seqs)
+        kv = kv_capacity_tokens(spec, gpu_c, gpus, gpu_memory_utilization, reserved)
     return Profile(model=spec.name, gpu=gpu_c, gpus=gpus, kv_capacity_tokens=kv,
                    source=source, scaled=scaled, **coefs)
 

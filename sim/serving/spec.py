@@ -43,6 +43,18 @@ class ServingSpec(Section):
         default=256, ge=1,
         description="Most requests a worker runs at once (vLLM's max_num_seqs, default 256).",
     )
+    kv_admission: Literal["paged", "reserve"] = Field(
+        default="paged",
+        description="llm model: paged (vLLM: KV grows token by token, chunked prefill within "
+        "max_num_batched_tokens, recompute preemption when blocks run out) or reserve "
+        "(prompt + full output reserved at admission, all joiners prefilled at once).",
+    )
+    max_num_batched_tokens: Int | None = Field(
+        default=None, ge=1,
+        description="Token budget of one iteration with paged admission (vLLM's "
+        "max_num_batched_tokens); null = vLLM's OpenAI-server default: 8192 on GPUs with "
+        ">= 70 GiB other than the A100, else 2048.",
+    )
     max_model_len: Int | None = Field(
         default=None,
         ge=0,

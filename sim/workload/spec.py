@@ -17,9 +17,10 @@ from pydantic import (
 from sim.bounds import check_field
 
 TraceFormatName = Literal[
-    "auto", "azure", "mooncake", "burstgpt", "vidur", "csv", "jsonl", "parquet"
+    "auto", "azure", "mooncake", "burstgpt", "vidur", "splitwise", "lengths", "vllm_bench",
+    "csv", "jsonl", "parquet"
 ]
-TimeUnit = Literal["s", "ms", "us", "datetime"]
+TimeUnit = Literal["s", "ms", "us", "ns", "datetime"]
 
 
 class _Spec(BaseModel):
@@ -249,9 +250,10 @@ class TraceWorkload(_Spec):
     columns: ColumnMap | None = Field(
         default=None, description="Column names for the generic csv/jsonl/parquet formats."
     )
-    time_unit: TimeUnit = Field(
-        default="s",
-        description="Unit of the arrival column for generic formats (s, ms, us or datetime).",
+    time_unit: TimeUnit | None = Field(
+        default=None,
+        description="Unit of the arrival column for generic formats (s, ms, us, ns or datetime); "
+        "unset = seconds, and values that look like epoch ms/us/ns are an error naming the unit.",
     )
     time_scale: float = Field(
         default=1.0, gt=0, description="Multiplies inter-arrival times (2 = half the rate)."

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,14 @@ from sim.workload.workload import Workload
 
 Container = Literal["csv", "jsonl", "parquet"]
 ROLES = ("arrival", "prompt", "output")
-_UNIT_SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
+_UNIT_SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+# Epoch time stamps (2001-2286) by unit: seconds ~1e9, milliseconds ~1e12, and so on. A
+# numeric arrival column at or above EPOCH_MS_MIN read as seconds would start >3,000 years
+# after 1970, so it is (almost surely) epoch time in a finer unit.
+EPOCH_MS_MIN = 1e11
+_EPOCH_UNITS = (
+    (1e14, "ms", "milliseconds"), (1e17, "us", "microseconds"), (math.inf, "ns", "nanoseconds")
+)
 _COMPRESSED = {".gz", ".bz2", ".zst", ".lz4"}
 
 
@@ -120,6 +128,41 @@ register_format(
         description="Vidur / Splitwise processed CSV: arrived_at (s), num_prefill_tokens, num_decode_tokens.",
     )
 )
+register_format(
+    TraceFormat(
+        "splitwise",
+        "csv",
+        arrival=("arrival_timestamp",),
+        prompt=("prompt_size",),
+        output=("token_size",),
+        time_unit="s",
+        signature=frozenset({"arrival_timestamp", "prompt_size", "token_size"}),
+        description="splitwise-sim trace CSV: arrival_timestamp (s), prompt_size, token_size.",
+    )
+)
+register_format(
+    TraceFormat(
+        "lengths",
+        "csv",
+        arrival=(),
+        prompt=("num_prefill_tokens",),
+        output=("num_decode_tokens",),
+        signature=frozenset({"num_prefill_tokens", "num_decode_tokens"}),
+        description="Vidur / ShareGPT length CSVs: num_prefill_tokens, num_decode_tokens, no arrival "
+        "times (a token distribution: {dist: trace, path: FILE}).",
+    )
+)
+register_format(
+    TraceFormat(
+        "vllm_bench",
+        "jsonl",
+        arrival=(),
+        prompt=("input_lens",),
+        output=("output_lens",),
+        description="vLLM `bench serve --save-result` JSON: input_lens, output_lens, request_rate; "
+        "arrivals evenly spaced at request_rate (one burst at t = 0 when it is inf).",
+    )
+)
 for _name, _container in (("csv", "csv"), ("jsonl", "jsonl"), ("parquet", "parquet")):
     register_format(
         TraceFormat(
@@ -140,7 +183,7 @@ def load_trace(
     path: str | Path,
     format: str = "auto",
     columns: Mapping[str, str | None] | None = None,
-    time_unit: str = "s",
+    time_unit: str | None = None,
     *,
     filters: Mapping[str, str | Sequence[str]] | None = None,
     zero_output: str = "keep",
@@ -149,23 +192,40 @@ def load_trace(
     """Load a trace file into a checked :class:`Workload` with arrivals shifted to start at t = 0.
 
     ``columns`` maps ``arrival``/``prompt``/``output`` to column names (generic formats);
-    ``time_unit`` (s, ms, us, datetime) applies to formats that do not fix their own unit;
+    ``time_unit`` (s, ms, us, ns, datetime) applies to formats that do not fix their own unit;
+    when it is not given, numeric arrivals are seconds, unless they look like epoch time in a
+    finer unit (>= 1e11): then a TraceError names the likely unit and the setting to use;
     ``filters`` keeps rows whose raw column equals a value (or one of a list); ``zero_output``
     ("keep" or "drop") decides the fate of requests with 0 output tokens; ``prompt_only``
     reads no output column (embeddings). Unsorted arrivals are sorted and counted in
     ``Workload.warnings``.
     """
     p = _existing(path)
+    if format in ("auto", "vllm_bench"):
+        bench = _vllm_bench(p, required=format == "vllm_bench")
+        if bench is not None:
+            return bench
     fmt = detect_format(p) if format == "auto" else get_format(format, p)
-    unit = fmt.time_unit or time_unit
+    if not fmt.arrival and not (columns or {}).get("arrival"):
+        raise TraceError(
+            f"a {fmt.name} file holds token lengths but no arrival times; use it as a token "
+            "distribution (prompt_tokens: {dist: trace, path: FILE}) with a generator's "
+            "arrivals, or name an arrival column with columns.arrival",
+            path=str(p),
+        )
+    unit = fmt.time_unit or time_unit or "s"
     if unit not in (*_UNIT_SECONDS, "datetime"):
-        raise TraceError(f"unknown time unit {unit!r}; expected s, ms, us or datetime", path=str(p))
+        raise TraceError(
+            f"unknown time unit {unit!r}; expected s, ms, us, ns or datetime", path=str(p)
+        )
     if zero_output not in ("keep", "drop"):
         raise TraceError(f"zero_output must be keep or drop, got {zero_output!r}", path=str(p))
     roles = ROLES[:2] if prompt_only else ROLES
     names = _resolve_columns(p, fmt, columns, roles=roles)
     reader = _Reader(p, fmt, filters)
     arrival_raw, prompt, output = reader.read(names, unit)
+    if fmt.time_unit is None and time_unit is None and unit == "s":
+        _check_not_epoch(p, names["arrival"], arrival_raw)
     warnings = list(reader.warnings)
     zero = output == 0
     if not prompt_only and zero.any():
@@ -179,6 +239,72 @@ def load_trace(
         elif fmt.zero_output_note:
             warnings.append(f"{p.name}: {n_zero} {fmt.zero_output_note}")
     return _assemble(p, arrival_raw, prompt, output, warnings)
+
+
+def _vllm_bench(path: Path, *, required: bool) -> Workload | None:
+    """A ``vllm bench serve --save-result`` JSON file as a workload, or None if it is not one.
+
+    The file keeps per-request ``input_lens`` and ``output_lens`` and the ``request_rate`` of
+    the run, not the arrival times (vLLM drew them from a gamma process with its
+    ``burstiness``): arrivals are spaced evenly at ``request_rate``, or all at t = 0 when the
+    rate is ``inf`` (vLLM's default, one burst); a warning states which.
+    """
+    if path.suffix.lower() != ".json":
+        if required:
+            raise TraceError("a vLLM bench result is a .json file", path=str(path))
+        return None
+    try:
+        with _stream(path) as f:
+            doc = json.loads(f.read())
+    except (OSError, ValueError):
+        if required:
+            raise TraceError("not a JSON document (vLLM bench --save-result)", path=str(path)) from None
+        return None
+    if not isinstance(doc, dict) or "input_lens" not in doc or "output_lens" not in doc:
+        if required:
+            raise TraceError(
+                "expected a vLLM bench result with input_lens and output_lens", path=str(path)
+            )
+        return None
+    prompt = np.asarray(doc["input_lens"], dtype=np.int64)
+    output = np.asarray(doc["output_lens"], dtype=np.int64)
+    if prompt.shape != output.shape or prompt.ndim != 1 or prompt.size == 0:
+        raise TraceError(
+            f"input_lens ({prompt.size}) and output_lens ({output.size}) must be equal-length, "
+            "non-empty lists", path=str(path),
+        )
+    rate = doc.get("request_rate", "inf")
+    try:
+        rate_f = float(rate)
+    except (TypeError, ValueError):
+        raise TraceError(f"request_rate must be a number or inf, got {rate!r}", path=str(path)) from None
+    if math.isfinite(rate_f) and rate_f > 0:
+        arrival = np.arange(prompt.size, dtype=np.float64) / rate_f
+        how = f"evenly spaced at its request_rate {rate_f:g}/s"
+    else:
+        arrival = np.zeros(prompt.size)
+        how = "all at t = 0 (request_rate inf: one burst)"
+    note = (f"{path.name}: vLLM bench result: {prompt.size:,} requests {how}; the file keeps "
+            "no arrival times")
+    return _assemble(path, arrival, prompt, output, [note])
+
+
+def _check_not_epoch(path: Path, column: str, arrival: np.ndarray) -> None:
+    """Numeric arrivals with no time unit given must not look like epoch ms/us/ns."""
+    if arrival.size == 0 or arrival.dtype != np.float64:
+        return
+    low = float(arrival.min())
+    if low < EPOCH_MS_MIN:
+        return
+    code, name = next((c, n) for top, c, n in _EPOCH_UNITS if low < top)
+    span = float(arrival.max() - low)
+    raise TraceError(
+        f"arrival column {column!r} holds values like {low:.4g}, which look like epoch "
+        f"{name} (read as seconds, these {arrival.size:,} requests would span "
+        f"{span / 86400:,.1f} days); set time_unit: {code} (sim run / sim trace stats: "
+        f"--time-unit {code}), or time_unit: s if they really are seconds",
+        path=str(path),
+    )
 
 
 def read_token_column(path: str | Path, column: str, format: str = "auto") -> np.ndarray:

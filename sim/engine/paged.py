@@ -1,0 +1,383 @@
+"""vLLM's scheduler as a service model: paged KV, a token budget with chunked prefill, and
+recompute preemption (``serving.kv_admission: paged``, the default).
+
+Semantics (vLLM V1 scheduler, ``vllm/v1/core/sched/scheduler.py``, docs "Optimization and
+Tuning: Preemption, Chunked Prefill"):
+
+* every iteration first gives each running (decoding) sequence one token of the
+  ``max_num_batched_tokens`` budget; the rest goes to prefills in first-come order — first
+  the requests whose prefill is already under way, then waiting ones — each taking a chunk
+  of at most the remaining budget, so a long prompt is prefilled over several iterations and
+  its first token comes at the end of the iteration that ran its last chunk;
+* at most ``max_num_seqs`` (``serving.max_batch``) requests run (decode or prefill) at once;
+* the KV cache is paged: a sequence holds exactly the tokens it has (prompt chunks computed so
+  far, then one more per decoded token), counted in tokens (vLLM's 16-token blocks round
+  each sequence up by < 16 tokens; not modelled). A waiting request starts only when its first
+  chunk fits;
+* when the decoding sequences' next tokens do not fit, the most recently started sequence is
+  preempted (vLLM's default ``recompute``): its KV is freed, it goes back to the front of the
+  worker's waiting queue, and when it restarts it prefills its prompt plus the tokens it had
+  generated, then continues (its first token is not produced again).
+
+Iteration time is the profile's linear form with the chunks as prefills (a chunk of ``c``
+tokens after ``d`` computed ones costs ``prefill_per_token_s * c + prefill_per_token2_s *
+c * (d + c)``; a whole prompt in one chunk gives the unchunked ``p`` and ``p**2`` terms).
+
+``fast`` mode skips from one boundary to the next at which something can change (a
+completion, the iteration at which the KV cache would overflow, or every iteration while
+prefills run or a waiting request could start); ``exact`` schedules every boundary. Both
+share all bookkeeping, so they agree to rounding (tests/test_paged.py).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sim.serving.profiles import Profile
+
+
+def default_batched_tokens(gpu: str) -> int:
+    """vLLM's default ``max_num_batched_tokens`` for its OpenAI server (``EngineArgs``,
+    vLLM >= 0.8): 8192 on GPUs with at least 70 GiB of memory other than the A100, else
+    2048."""
+    from sim.hardware import gpu_spec
+
+    big = gpu_spec(gpu).memory_gb >= 70 * 2**30 / 1e9 and not gpu.startswith("A100")
+    return 8192 if big else 2048
+
+
+class PagedLlmService:
+    """Continuous batching with paged KV, chunked prefill and recompute preemption."""
+
+    def __init__(self, host: Any, worker_id: int, profile: Profile, max_seqs: int, exact: bool,
+                 max_batched_tokens: int) -> None:
+        self.host = host
+        self.worker_id = worker_id
+        self.profile = profile
+        self.max_batch = max_seqs
+        self.budget = max_batched_tokens
+        self.exact = exact
+        self.kv_capacity = profile.kv_capacity_tokens
+        self.load = 0
+        self.preemptions = 0
+        # Requests at the worker that have not started (preempted ones at the front) and
+        # those whose prefill is under way; done = tokens computed so far. The tokens to
+        # prefill are the prompt, or (need) the prompt plus generated tokens after preemption.
+        self.waiting: deque[int] = deque()
+        self.wait_need = 0
+        self.prefilling: deque[int] = deque()
+        self.pf_kv = 0
+        self.need: dict[int, int] = {}
+        self.done: dict[int, int] = {}
+        # Preempted requests: tokens still to produce, counting their recompute's token (the
+        # first token is already out). Others produce host.output[rid] tokens.
+        self.out_left: dict[int, int] = {}
+        # Decoding sequences: K(i) = sum_p + b*i - sum_j is their KV during iteration i.
+        self.heap: list[tuple[int, int]] = []
+        # rid -> (last token's iteration, start iteration, KV at start); insertion order is
+        # start order (LIFO preemption).
+        self.run: dict[int, tuple[int, int, int]] = {}
+        self.b = 0
+        self.sum_p = 0
+        self.sum_j = 0
+        self.it = 0
+        self.seg_t = 0.0
+        self.seg_it = 0
+        self.seg_first = 0.0
+        self.seg_d1 = 0.0
+        self.seg_step = 0.0
+        self.pending_it = -1
+        self.settling = False
+        self.version = 0
+        self._a = profile.decode_base_s
+        self._per_seq = profile.decode_per_seq_s
+        self._c = profile.decode_per_ctx_token_s
+        self._pf0 = profile.prefill_base_s
+        self._pf1 = profile.prefill_per_token_s
+        self._pf2 = profile.prefill_per_token2_s
+        self._env = host.env
+        self._schedule_at = host.schedule_at
+
+    # -- admission (the gateway's view) ------------------------------------------------
+    def can_accept(self, rid: int) -> bool:
+        """A free sequence slot and KV room for its prompt beside everything committed."""
+        committed = self.sum_p + self.b * self.it - self.sum_j + self.pf_kv + self.wait_need
+        return self.load < self.max_batch and \
+            committed + self.host.prompt[rid] + 1 <= self.kv_capacity
+
+    def fits_ever(self, rid: int) -> bool:
+        """Whether the request could run to completion alone on an empty worker."""
+        return self.host.prompt[rid] + self.host.output[rid] <= self.kv_capacity
+
+    def accept(self, rid: int) -> None:
+        """Queue ``rid`` at the worker; it starts at the next boundary with budget and room."""
+        p = self.host.prompt[rid]
+        self.waiting.append(rid)
+        self.wait_need += p
+        self.load += 1
+        if self.settling:
+            return
+        if self.pending_it < 0:
+            self._boundary(self.it, self._env._now)
+        elif not self.exact:
+            target = self.seg_it + self._next_boundary_index(self._env._now)
+            if target < self.pending_it:
+                self._schedule_boundary(target)
+
+    # -- segment time arithmetic (as LlmService) ---------------------------------------
+    def _boundary_time(self, k: int) -> float:
+        if k <= 0:
+            return self.seg_t
+        m = k - 1
+        return self.seg_t + self.seg_first + m * self.seg_d1 + self.seg_step * (m * (m - 1) / 2)
+
+    def _next_boundary_index(self, t: float) -> int:
+        x = t - self.seg_t - self.seg_first
+        if x <= 0:
+            return 1
+        d1, s = self.seg_d1, self.seg_step
+        if s <= 0:
+            m = math.ceil(x / d1)
+        else:
+            bq = d1 - s / 2
+            m = math.ceil((-bq + math.sqrt(bq * bq + 2 * s * x)) / s)
+        k = max(m, 0) + 1
+        while k > 1 and self._boundary_time(k - 1) >= t:
+            k -= 1
+        while self._boundary_time(k) < t:
+            k += 1
+        return k
+
+    def _schedule_boundary(self, target_it: int) -> None:
+        self.version += 1
+        self.pending_it = target_it
+        version = self.version
+        env = self._env
+
+        def on_boundary(_e: object) -> None:
+            if version == self.version:
+                self._boundary(target_it, env._now)
+
+        self._schedule_at(self._boundary_time(target_it - self.seg_it), on_boundary)
+
+    # -- the iteration boundary ----------------------------------------------------------
+    def _preempt(self, i: int) -> None:
+        """Free the newest decoding sequences until the next tokens fit (recompute)."""
+        cap = self.kv_capacity
+        while self.b and self.sum_p + self.b * i - self.sum_j + self.pf_kv > cap:
+            rid = next(reversed(self.run))
+            fin, j0, kv0 = self.run.pop(rid)
+            self.sum_p -= kv0
+            self.sum_j -= j0
+            self.b -= 1
+            self.need[rid] = kv0 + (i - j0)  # prompt plus every token generated so far
+            self.out_left[rid] = fin - i + 1
+            self.waiting.appendleft(rid)
+            self.wait_need += self.need[rid]
+            self.preemptions += 1
+
+    def _need(self, rid: int) -> int:
+        """Tokens ``rid`` must prefill: its prompt, plus generated tokens after preemption."""
+        need = self.need
+        return need[rid] if need and rid in need else self.host.prompt[rid]
+
+    def _boundary(self, i: int, t: float) -> None:
+        """Iterations up to ``i - 1`` are done at ``t``; plan iteration ``i`` and start it."""
+        self.pending_it = -1
+        self.it = i
+        heap = self.heap
+        if heap and heap[0][0] < i:
+            run = self.run
+            done: list[int] = []
+            while heap and heap[0][0] < i:
+                fin, rid = heapq.heappop(heap)
+                st = run.get(rid)
+                if st is None or st[0] != fin:
+                    continue  # stale entry of a preempted sequence
+                del run[rid]
+                self.sum_p -= st[2]
+                self.sum_j -= st[1]
+                done.append(rid)
+            if done:
+                self.b -= len(done)
+                self.load -= len(done)
+                self.settling = True
+                self.host.completed(self.worker_id, done, t)
+                self.settling = False
+        cap = self.kv_capacity
+        kv_i = self.sum_p + self.b * i - self.sum_j
+        if kv_i + self.pf_kv > cap:
+            self._preempt(i)
+            kv_i = self.sum_p + self.b * i - self.sum_j
+        b = self.b
+        decode = self._a + self._per_seq * b + self._c * kv_i
+        first = decode
+        waiting = self.waiting
+        if self.prefilling:
+            first += self._plan_prefills(i, t, b, kv_i, decode)
+            b = self.b
+        elif waiting:
+            # Common case first: whole prompts that fit the budget and the cache join now
+            # (no chunking); anything else goes through the general planner.
+            prompt = self.host.prompt
+            need = self.need
+            room = cap - kv_i
+            budget = self.budget - b
+            slots = self.max_batch - b
+            pf = 0.0
+            joined: list[int] = []
+            pf1, pf2 = self._pf1, self._pf2
+            while waiting and slots > 0:
+                rid = waiting[0]
+                n = need[rid] if need and rid in need else prompt[rid]
+                if n > budget or n > room:
+                    if budget < n <= room or budget <= room < n:
+                        # Too long for what is left of the budget: its first chunk runs
+                        # now, the rest in the next iterations (it ends the budget).
+                        c = budget
+                        if c > 0:
+                            waiting.popleft()
+                            self.wait_need -= n
+                            self.prefilling.append(rid)
+                            self.done[rid] = c
+                            self.pf_kv += c
+                            pf += pf1 * c + pf2 * c * c
+                    break
+                waiting.popleft()
+                self.wait_need -= n
+                pf += pf1 * n + pf2 * n * n
+                budget -= n
+                room -= n
+                slots -= 1
+                joined.append(rid)
+            if pf:
+                first += self._pf0 + pf
+            if joined:
+                t_first = t + first
+                host = self.host
+                run = self.run
+                output = host.output
+                out_left = self.out_left
+                for rid in joined:
+                    n = need.pop(rid) if need and rid in need else prompt[rid]
+                    if out_left and rid in out_left:
+                        fin = i + out_left.pop(rid) - 1
+                    else:
+                        fin = i + output[rid] - 1
+                        host.first_token(rid, t_first)
+                    run[rid] = (fin, i, n)
+                    heapq.heappush(heap, (fin, rid))
+                    self.sum_p += n
+                    self.sum_j += i
+                b = self.b = b + len(joined)
+        if not b and not self.prefilling:
+            return  # idle (a waiting request always fits an empty worker)
+        self.seg_t, self.seg_it, self.seg_first = t, i, first
+        kv_next = self.sum_p + b * (i + 1) - self.sum_j
+        self.seg_d1 = self._a + self._per_seq * b + self._c * kv_next
+        self.seg_step = self._c * b
+        if self.exact or self.prefilling:
+            nxt = i + 1
+        else:
+            nxt = heap[0][0] + 1
+            # The first iteration whose decode tokens overflow the KV cache: preemption.
+            overflow = (cap - self.sum_p + self.sum_j) // b + 1
+            if overflow < nxt:
+                nxt = overflow
+            if waiting and b < self.max_batch and kv_next + min(
+                    self._need(waiting[0]), self.budget - b) <= cap:
+                nxt = i + 1  # a waiting request may start at the next boundary
+            if nxt <= i:
+                nxt = i + 1
+        self._schedule_boundary(nxt)
+
+    def _plan_prefills(self, i: int, t: float, b: int, kv_i: int, decode: float) -> float:
+        """Give iteration ``i``'s token budget to prefills; returns their added time.
+
+        Requests whose last chunk runs in ``i`` join the decoding batch (first token at the
+        end of ``i``)."""
+        cap = self.kv_capacity
+        used = kv_i + self.pf_kv
+        budget = self.budget - b
+        pf = 0.0
+        finished: list[int] = []
+        need, done = self.need, self.done
+        prompt = self.host.prompt
+        pf1, pf2 = self._pf1, self._pf2
+        prefilling = self.prefilling
+        # Prefills under way first (first come, first served), then waiting requests.
+        for rid in prefilling:
+            if budget <= 0 or used >= cap:
+                break
+            d = done[rid]
+            n = need[rid] if need and rid in need else prompt[rid]
+            c = min(n - d, budget, cap - used)
+            pf += pf1 * c + pf2 * c * (d + c)
+            done[rid] = d + c
+            used += c
+            self.pf_kv += c
+            budget -= c
+            if d + c == n:
+                finished.append(rid)
+        for rid in finished:
+            prefilling.remove(rid)
+            del done[rid]
+        waiting = self.waiting
+        while waiting and budget > 0 and b + len(prefilling) + len(finished) < self.max_batch:
+            rid = waiting[0]
+            n = need[rid] if need and rid in need else prompt[rid]
+            c = n if n < budget else budget
+            if used + c > cap:
+                break  # its first chunk does not fit: wait for room
+            waiting.popleft()
+            self.wait_need -= n
+            pf += pf1 * c + pf2 * c * c
+            used += c
+            self.pf_kv += c
+            budget -= c
+            if c == n:
+                finished.append(rid)
+            else:
+                prefilling.append(rid)
+                done[rid] = c
+        if not pf and not finished:
+            return 0.0
+        added = self._pf0 + pf
+        if finished:
+            t_first = t + decode + added
+            host = self.host
+            heap = self.heap
+            run = self.run
+            output = host.output
+            out_left = self.out_left
+            for rid in finished:
+                kv = need.pop(rid) if need and rid in need else prompt[rid]
+                self.pf_kv -= kv
+                if out_left and rid in out_left:
+                    fin = i + out_left.pop(rid) - 1  # a recompute: no new first token
+                else:
+                    fin = i + output[rid] - 1
+                    host.first_token(rid, t_first)
+                run[rid] = (fin, i, kv)
+                heapq.heappush(heap, (fin, rid))
+                self.sum_p += kv
+                self.sum_j += i
+            self.b = b + len(finished)
+        return added
+
+    def abort(self) -> list[int]:
+        """Drop every request (worker lost) and return their ids; the worker goes idle."""
+        rids = list(self.waiting) + list(self.prefilling) + list(self.run)
+        version, preemptions = self.version, self.preemptions
+        self.__init__(self.host, self.worker_id, self.profile, self.max_batch,  # type: ignore[misc]
+                      self.exact, self.budget)
+        self.version, self.preemptions = version + 1, preemptions  # stale events stay stale
+        return rids
+
+    def rated_tokens_per_s(self) -> float:
+        """The profile's rated decode throughput at this worker's max_batch (KV-capped)."""
+        return self.profile.rated_tokens_per_s(self.max_batch)
