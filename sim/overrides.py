@@ -12,7 +12,6 @@ import typing
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel
 
 from sim.api.schema import expand_types, is_model, model_keys
@@ -20,13 +19,6 @@ from sim.errors import ConfigError
 
 #: Where override errors point by default (the Python API); the CLI passes "--set".
 OVERRIDES_SOURCE = "overrides"
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    """The first line of a PyYAML error (its problem), without the multi-line source dump."""
-    problem = getattr(exc, "problem", None)
-    text = str(problem) if problem else str(exc)
-    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
 
 
 def _parse_override(text: str, source: str = OVERRIDES_SOURCE) -> tuple[str, Any]:
@@ -39,11 +31,14 @@ def _parse_override(text: str, source: str = OVERRIDES_SOURCE) -> tuple[str, Any
     path = path.strip()
     if not path:
         raise ConfigError(f"empty path in {text!r}", source=source)
+    from sim.io import loads_yaml  # the strict reading files get: duplicate keys, depth
+
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as exc:
+        value = loads_yaml(raw, source) if raw.strip() else None
+    except ConfigError as exc:
+        problem = exc.detail.removeprefix("invalid YAML: ")
         raise ConfigError(
-            f"cannot parse {raw!r} as YAML ({_yaml_problem(exc)})", source=source, field=path
+            f"cannot parse {raw!r:.80} as YAML ({problem})", source=source, field=path
         ) from None
     return path, value
 

@@ -169,3 +169,15 @@ def test_python_api_raises_only_typed_errors(tmp_path):
         with pytest.raises(SimError):
             sim.load_scenario(bad)  # type: ignore[arg-type]
     assert issubclass(TraceError, SimError) and Path(tmp_path).is_dir()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("[" * 3000 + "]" * 3000, "nested more than 64 levels"),
+     ("{seed: 1, seed: 2}", "duplicate key 'seed'")],
+)
+def test_set_values_get_the_strict_reading(tmp_path, capsys, value, message):
+    """--set values are read like files: deep nesting and duplicated keys are one error line."""
+    path = write_yaml(tmp_path / "s.yaml", small_scenario("o", workers=1, requests=5, mean_s=1))
+    line = _one_line_error(*_cli(["validate", str(path), "--set", f"sim={value}"], capsys))
+    assert "--set: sim: cannot parse" in line and message in line

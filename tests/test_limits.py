@@ -69,6 +69,8 @@ def test_workload_of_1e8_requests_needs_raised_limits(tmp_path, capsys):
     path = write_yaml(tmp_path / "s.yaml", data)
     code, _, err = _cli(["run", str(path), "-q"], capsys)
     _refused(code, err, "~100,000,000 requests", "--max-requests 50,000,000")
+    code, _, err = _cli(["validate", str(path)], capsys)  # validate builds it too: same guard
+    _refused(code, err, "~100,000,000 requests")
     code, _, err = _cli(["run", str(path), "-q", "--max-requests", "200000000",
                          "--max-memory", "16G"], capsys)
     _refused(code, err, "--max-memory 16.0 GB", "GB of memory")

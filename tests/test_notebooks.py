@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+#: Notebooks with their own test (tests/test_<name>_notebook.py, with more checks) run there.
+GENERIC = [p for p in NOTEBOOKS
+           if not (Path(__file__).parent / f"test_{p.stem}_notebook.py").exists()]
 
 
 def test_there_are_notebooks() -> None:
@@ -15,7 +18,7 @@ def test_there_are_notebooks() -> None:
     assert any(p.name == "quickstart.ipynb" for p in NOTEBOOKS)
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", GENERIC, ids=lambda p: p.stem)
 def test_notebook_runs_in_a_kernel(path: Path) -> None:
     """Executing the notebook in a python3 kernel raises nothing; the quick start shows a PNG."""
     nbformat = pytest.importorskip("nbformat")

@@ -17,7 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from sim.policies.capacity import WorkerCapacity, full_batch, queueing, worker_profile
+from sim.policies.capacity import (
+    WorkerCapacity,
+    full_batch,
+    queueing,
+    scale_up_shape,
+    worker_profile,
+)
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,7 @@ def work_s(scenario: Any, workload: Any) -> np.ndarray:
 
 
 def bound_work_s(scenario: Any, workload: Any) -> float:
-    """Worker-seconds no schedule can go below: per request its prefill (a·isl + c·isl²) and
+    """Worker-seconds of the scale-up shape no schedule can go below: per request its prefill (a·isl + c·isl²) and
     each decode step's own share at the largest batch (base / max_batch + per-sequence +
     per-context-token × its own context, isl + (osl − 1) / 2 on average over its steps).
 
@@ -67,7 +73,10 @@ def bound_work_s(scenario: Any, workload: Any) -> float:
     at least this sum over the requests it serves; the shared per-iteration prefill base is left
     out, so the sum stays a lower bound. Queueing models: mean_s / max_batch per request.
     """
-    profile = worker_profile(scenario)
+    return _bound_work_s(worker_profile(scenario), scenario, workload)
+
+
+def _bound_work_s(profile: Any, scenario: Any, workload: Any) -> float:
     isl = workload.prompt_tokens.astype(np.float64)
     osl = workload.output_tokens.astype(np.float64)
     mb = int(scenario.serving.max_batch)
@@ -81,9 +90,17 @@ def bound_work_s(scenario: Any, workload: Any) -> float:
 
 
 def one_worker(scenario: Any) -> Any:
-    """``scenario`` as one warm on-demand worker under the fixed policy, no updates."""
+    """``scenario`` as one warm on-demand worker of the scale-up shape under the fixed policy,
+    no updates."""
     dep = scenario.deployment
-    iwc = dep.initial_worker_config.model_copy(update={"min_workers": 1})
+    shape = scale_up_shape(scenario)
+    update: dict[str, Any] = {"min_workers": 1}
+    if shape is not None and not shape.on_prem:
+        # probe the worker the autoscaler would add, not necessarily the initial shape
+        update |= {"initial_workers_gpu": shape.gpu, "initial_workers_gpu_num": shape.gpus,
+                   "instance_types": [], "use_on_prem": False}
+        dep = dep.model_copy(update={"cloud_providers": [shape.cloud]})
+    iwc = dep.initial_worker_config.model_copy(update=update)
     dep = dep.model_copy(update={"initial_worker_config": iwc, "allow_spot_instances": False})
     asc = scenario.autoscaler.model_copy(update={"policy": "fixed", "params": {"workers": 1}})
     sim = scenario.sim.model_copy(update={"horizon_s": None, "warmup_s": 0.0, "start": "warm"})
@@ -117,7 +134,7 @@ def slo_utilisation(scenario: Any, workload: Any, *, attainment: float = 0.95,
         s = simulate(one, seed=seed, workload=wl).summary
         return float(s["slo"]["attainment"]) >= attainment
 
-    lo, hi = 0.05, 1.1
+    lo, hi = 0.05, 1.6  # u* can pass 1: the full-batch rate uses the mean context
     if not ok(lo):
         return lo
     for _ in range(steps):
@@ -185,3 +202,28 @@ def worker_offers(scenario: Any, buckets: int, bucket_s: float) -> list[Offer]:
                                       tr.capacity_at_many(starts + bucket_s - 1e-6))
             offers.append(Offer("spot", spot.price_per_hour_usd, cap))
     return offers
+
+
+def bound_cost_usd(scenario: Any, workload: Any) -> tuple[float, float, float]:
+    """(USD, worker-hours, USD per worker-hour) of the cheapest way to do the work: the least,
+    over the initial shape and the scale-up shape (each at its cheapest price, spot when
+    allowed), of :func:`bound_work_s` on that shape's profile × that price."""
+    from sim.fleet.model import FleetModel
+    from sim.rng import Streams
+
+    fleet = FleetModel(scenario, Streams(0))
+    dep = scenario.deployment
+    best = (math.inf, math.nan, math.nan)
+    for initial in (True, False):
+        shapes = [fleet.place(dep, initial=initial, on_demand_workers=0, peek=True,
+                              allow_spot=False)]
+        if dep.allow_spot_instances:
+            shapes.append(fleet.place(dep, initial=initial, on_demand_workers=1 << 20, peek=True))
+        for shape in shapes:
+            if shape is None:
+                continue
+            hours = _bound_work_s(shape.profile, scenario, workload) / 3600.0
+            cost = hours * shape.price_per_hour_usd
+            if cost < best[0]:
+                best = (cost, hours, shape.price_per_hour_usd)
+    return best

@@ -21,7 +21,13 @@ preemptions by a hazard model are not in the MILP (it knows capacity, not a rand
 This is the optimum of a bucketed fluid model, not a bound on the simulator: replaying it
 (``policy: hindsight``) shows the latency it really gets. The simple capacity bound,
 :func:`capacity_bound`, is a bound: every request's prefill and decode tokens at the worker's
-fastest per-token cost (full batch), priced at the cheapest worker-hour the deployment may use.
+fastest per-token cost (full batch), priced at the cheapest worker-hour, least over the
+shapes the deployment's workers take.
+
+The MILP buys workers of the scale-up shape only (on-demand, spot): the warm initial fleet
+counts at t = 0, but when the initial shape is the better buy (a measured A100 profile against
+a scaled one), keeping it is not among the MILP's choices and the replay costs more than a
+policy that never scales (the 70B scenario of the default bench).
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.bench.demand import Demand, bound_work_s, bucket_demand, worker_offers
+from sim.bench.demand import Demand, bound_cost_usd, bucket_demand, worker_offers
 
 SHORTFALL_PENALTY = 1000.0  # x the dearest worker-hour, per worker-bucket of unmet need
 
@@ -173,8 +179,7 @@ def solve(scenario: Any, workload: Any, *, bucket_s: float = 60.0, time_limit_s:
 
 def capacity_bound(scenario: Any, workload: Any) -> dict[str, float]:
     """The capacity lower bound: worker-hours of work at the fastest per-token cost
-    (:func:`sim.bench.demand.bound_work_s`) × the cheapest worker-hour the deployment may buy."""
-    work = bound_work_s(scenario, workload)
-    price = min(o.price_per_hour_usd for o in worker_offers(scenario, 1, 60.0))
-    return {"work_worker_hours": work / 3600.0, "price_per_hour_usd": price,
-            "cost_usd": work / 3600.0 * price}
+    (:func:`sim.bench.demand.bound_work_s`) × the worker-hour price, least over the shapes
+    the deployment's workers take (initial and scale-up, on-demand and spot)."""
+    cost, hours, price = bound_cost_usd(scenario, workload)
+    return {"work_worker_hours": hours, "price_per_hour_usd": price, "cost_usd": cost}

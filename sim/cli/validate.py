@@ -28,10 +28,17 @@ def _dry_build(scenario: Any, *, workload: bool = True) -> None:
     source = scenario.source
     try:
         if workload:
+            from sim.estimate import check_limits, estimate_built, estimate_spec
+            from sim.run import workload_span
+
+            check_limits(estimate_spec(scenario))  # before the workload is allocated
             wl = build_workload(scenario.workload, Streams(seed), scenario.base_dir)
             n = len(wl)
             span = float(wl.arrival_s[-1] - wl.arrival_s[0]) if n else 0.0
             print(f"workload: {n:,} requests over {span:,.0f} s", file=sys.stderr)
+            est = estimate_built(scenario, n, workload_span(wl))
+            print(f"estimate: {est.describe()}", file=sys.stderr)
+            check_limits(est)
         fleet = FleetModel(scenario, Streams(seed))
         fleet.place(scenario.deployment, initial=True, on_demand_workers=0)
         for state in [scenario.deployment, *check_updates(scenario, source=source)]:

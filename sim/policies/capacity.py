@@ -70,12 +70,19 @@ def queueing(mean_s: float, max_batch: int) -> WorkerCapacity:
     return WorkerCapacity(math.inf, math.inf, per_request_s=mean_s / max_batch, batch=max_batch)
 
 
-def worker_profile(scenario: Any) -> Any:
-    """The performance profile of the deployment's first worker shape (None for queueing models)."""
+def scale_up_shape(scenario: Any) -> Any:
+    """The on-demand shape the engine gives a scale-up (with ``use_same_gpus_when_scaling:
+    false`` the cheapest offer per unit of throughput, which may differ from the initial
+    shape); None when no worker can be placed."""
     from sim.fleet.model import FleetModel
     from sim.rng import Streams
 
-    shape = FleetModel(scenario, Streams(0)).place(
-        scenario.deployment, initial=True, on_demand_workers=0, peek=True
+    return FleetModel(scenario, Streams(0)).place(
+        scenario.deployment, initial=False, on_demand_workers=0, peek=True, allow_spot=False
     )
+
+
+def worker_profile(scenario: Any) -> Any:
+    """The performance profile of a scaled-up worker (None for queueing models)."""
+    shape = scale_up_shape(scenario)
     return None if shape is None else shape.profile

@@ -20,6 +20,9 @@ Every ``adjustment_interval_s`` (other ticks only keep the floor):
    Dynamo sizes prefill and decode pools apart (disaggregated serving); this simulator's
    workers do both, so the two loads add up on one pool. Dynamo's correction factors from
    observed TTFT/ITL are not modelled.
+An ITL target below the profile's decode step at batch 1 sizes the pool for one sequence per
+worker (the decision's reason says so): on slow GPUs (a scaled L4 or A6000 profile steps in
+about 0.065 s) the default 0.05 s target over-provisions several-fold.
 
 Because the count is set from the *predicted* next-interval load, the planner can scale
 ahead of a ramp (a trend-following predictor) but lags a step (constant).
@@ -181,6 +184,10 @@ class SlaPlannerPolicy:
                f"load={load:.3g} workers")
         if self.profile is not None and self.profile.prefill_s([round(isl)]) > self.p.ttft_s:
             why += "; TTFT target below one prefill"
+        if self.profile is not None and self.profile.tpot_s(1, isl + osl / 2) > self.p.itl_s:
+            # Dynamo's interpolator has no point under the target either: one sequence per
+            # worker is the most it can promise, so the pool is sized for batch 1.
+            why += "; ITL target below one decode step: sized for batch 1"
         return math.ceil(load - 1e-9), why
 
     def decide(self, obs: Observation) -> Decision:
