@@ -222,3 +222,33 @@ def test_bad_settings():
         ScaleGenClient("http://h", timeout_s=0)
     with pytest.raises(ConfigError, match="retries"):
         ScaleGenClient("http://h", retries=-1)
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"timeout_s": float("nan")}, "timeout"),
+        ({"timeout_s": float("inf")}, "timeout"),
+        ({"timeout_s": 1e9}, "timeout"),
+        ({"retries": 10**9}, "retries"),
+        ({"auth_header": "Bad Header:"}, "auth_header"),
+        ({"auth_header": ""}, "auth_header"),
+    ],
+)
+def test_hostile_settings_are_config_errors(kwargs, field):
+    """NaN/inf/huge timeouts, retry counts that would retry for days and header names that
+    are not HTTP tokens are ConfigErrors at construction, never a traceback or a hang."""
+    with pytest.raises(ConfigError, match=field):
+        ScaleGenClient("http://h", environ={}, **kwargs)
+
+
+@pytest.mark.parametrize("url", ["ftp://x", "not a url", "127.0.0.1:8000", "http://"])
+def test_base_url_that_is_not_http_is_a_config_error(url):
+    """A base URL without http(s):// and a host is a settings error (exit 2), not a
+    connection failure retried with back-off (exit 1)."""
+    sent: list[httpx.Request] = []
+    transport = httpx.MockTransport(lambda r: sent.append(r) or httpx.Response(200, json={}))
+    c = ScaleGenClient(url, environ={}, transport=transport, sleep=lambda s: None)
+    with pytest.raises(ConfigError, match="base_url|base URL"):
+        c.get("abc")
+    assert sent == []

@@ -176,6 +176,21 @@ def test_export_from_a_run_folder(run_folder):
     assert create_request(load_source(run_folder / "summary.json").body) == body
 
 
+def test_export_from_a_replications_folder(run_folder, tmp_path):
+    """`sim run --seeds` replaces summary.json by seed-N/ folders: the folder still exports,
+    from the lowest seed's resolved scenario (every seed simulated the same deployment)."""
+    (tmp_path / "replications.json").write_text("{}")
+    for seed in (10, 2):
+        (tmp_path / f"seed-{seed}").mkdir()
+        shutil.copy(run_folder / "summary.json", tmp_path / f"seed-{seed}" / "summary.json")
+    marked = json.loads((tmp_path / "seed-10" / "summary.json").read_text())
+    marked["scenario"]["deployment"]["name"] = "not-the-lowest-seed"
+    (tmp_path / "seed-10" / "summary.json").write_text(json.dumps(marked))
+    assert create_request(load_source(tmp_path).body) == create_request(
+        load_source(run_folder).body
+    )
+
+
 def test_export_from_a_tune_result(tmp_path):
     """A tune folder's best.json is a create body; overrides still apply on top."""
     best = create_body(scenario_from_dict(scenario_data()), ["initial_worker_config.min_workers=2"])

@@ -272,3 +272,33 @@ def test_scaled_llama3_h100_agrees_with_llmservingsim() -> None:
     cc = mod.cross_check(DATA, builtin_document())
     assert cc["decode_rmse_rel"] < 0.25
     assert cc["prefill_rmse_rel"] < 0.25
+
+
+@pytest.mark.parametrize("gpu", ["A100", "H100", "H200", "L40S"])
+def test_every_table_model_on_measured_gpus_is_not_scaled(gpu: str) -> None:
+    """Any model of the architecture table on A100/H100/H200/L40S: composed, no 'scaled'."""
+    from sim.serving.models import min_gpus_to_fit
+
+    for spec in MODELS.values():
+        try:
+            n = min_gpus_to_fit(spec, gpu)
+        except ProfileError:
+            continue  # does not fit on 8 of these GPUs (e.g. 405B on L40S)
+        p = get_profile(spec, gpu, n)
+        assert not p.scaled and "composed from operators" in p.source, (spec.name, gpu, n)
+
+
+def test_config_json_model_is_composed(tmp_path: Path) -> None:
+    """A model known only by its config.json gets a composed, unscaled profile."""
+    cfg = tmp_path / "config.json"
+    cfg.write_text('{"model_type": "llama", "num_hidden_layers": 16, "hidden_size": 2048, '
+                   '"num_attention_heads": 32, "num_key_value_heads": 8, '
+                   '"intermediate_size": 8192, "vocab_size": 128256, '
+                   '"max_position_embeddings": 131072, "tie_word_embeddings": true}')
+    from sim.serving.models import resolve_model
+
+    spec = resolve_model("acme/tiny-1b", cfg)
+    assert spec.params_b == pytest.approx(1.236, rel=0.01)  # Llama-3.2-1B's shape
+    assert spec.kv_bytes_per_token == 2 * 16 * 8 * 64 * 2
+    p = get_profile(spec, "H100", 1)
+    assert not p.scaled and p.tpot_s(1, 0) < get_profile("Llama-3-8B", "H100", 1).tpot_s(1, 0)

@@ -109,3 +109,32 @@ def test_time_series_bucketed_keeping_peaks():
     assert by[np.searchsorted(bx, 12_345.0, side="right") - 1] == 9.0
     few_x, few_y = bucket_peaks(starts[:10], values[:10], 10.0)
     assert len(few_x) == 10  # short series are drawn as they are
+
+
+def test_summary_mode_cdf_from_percentiles(tmp_path, monkeypatch):
+    """With sim.results: summary (no per-request table) the latency CDF is drawn from the
+    summary's percentiles, skipping unknown ones, and its title counts the completed requests."""
+    from sim.report import plots
+
+    x, q = plots._summary_cdf({"p50": 1.0, "p90": 2.0, "p95": None, "p99": 4.0, "max": 5.0})
+    assert x.tolist() == [1.0, 2.0, 4.0, 5.0] and q.tolist() == [0.5, 0.9, 0.99, 1.0]
+    assert plots._summary_cdf({"p50": None})[0].size == 0
+
+    from sim import scenario_from_dict, simulate
+
+    scenario = scenario_from_dict({
+        "deployment": {"name": "s", "model": "meta-llama/Meta-Llama-3-8B", "inf_type": "llm",
+                       "initial_worker_config": {"min_workers": 1, "initial_workers_gpu": "A100",
+                                                 "initial_workers_gpu_num": 1}},
+        "workload": {"kind": "poisson", "rate_per_s": 1, "requests": 40, "prompt_tokens": 100,
+                     "output_tokens": 20},
+        "sim": {"results": "summary"},
+    })
+    result = simulate(scenario)
+    titles = []
+    real_save = plots._save
+    monkeypatch.setattr(
+        plots, "_save", lambda fig, path: titles.append(fig.axes[0].get_title()) or real_save(fig, path)
+    )
+    plots.plot_latency_cdf(result, tmp_path / "cdf.png")
+    assert titles and titles[0].startswith("Latency CDF (40 completed") and "summary" in titles[0]

@@ -172,3 +172,24 @@ def test_exported_curl_lines_work_against_the_server(server, api):
         assert api.get(inf_id)["config"]["autoscaling_config"]["time_window_sec"] == 45
     finally:
         api.delete(inf_id)
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (b'{"name": "a", "model": "m", "name": "b"}', "duplicate key 'name'"),
+        (b"[" * 50_000 + b"]" * 50_000, "nest"),
+        (b"\xff\xfe{}", "UTF-8"),
+        (b'{"name": "a", "model": "m", "max_price_per_hour": NaN}', "NaN"),
+    ],
+)
+def test_hostile_bodies_are_400_naming_the_problem(server, raw, message):
+    """A duplicated key (which json.loads would resolve silently to the last value), nesting
+    that would blow the parser's stack, bytes that are not UTF-8 and NaN are 400 with one
+    message, read as strictly as every config file, never a 500 or a silent choice."""
+    url, _ = server
+    answer = httpx.post(url + "/sg_inf/create", content=raw,
+                        headers={"Authorization": f"Bearer {KEY}"}, timeout=30)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["success"] is False
+    assert message.lower() in answer.json()["message"].lower()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -88,6 +89,13 @@ def describe_request(request: httpx.Request, secret_headers: tuple[str, ...] = (
     return "\n".join(lines)
 
 
+#: Bounds of the client settings: a longer wait or more retries reads as a hang.
+MAX_TIMEOUT_S = 3600.0
+MAX_RETRIES = 20
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")  # an RFC 9110 token
+_HTTP_URL = re.compile(r"https?://", re.IGNORECASE)
+
+
 class ScaleGenClient:
     """Client of the four inference endpoints: create, update, get, delete.
 
@@ -114,10 +122,20 @@ class ScaleGenClient:
         environ: Mapping[str, str] | None = None,
     ) -> None:
         env = os.environ if environ is None else environ
-        if timeout_s <= 0:
-            raise ConfigError(f"expected a timeout > 0 s, got {timeout_s}", field="timeout_s")
-        if retries < 0:
-            raise ConfigError(f"expected retries >= 0, got {retries}", field="retries")
+        if not (0 < timeout_s <= MAX_TIMEOUT_S):  # also refuses NaN
+            raise ConfigError(
+                f"expected a timeout > 0 s and <= {MAX_TIMEOUT_S:g} s, got {timeout_s}",
+                field="timeout_s",
+            )
+        if not (0 <= retries <= MAX_RETRIES):
+            raise ConfigError(
+                f"expected retries between 0 and {MAX_RETRIES}, got {retries}", field="retries"
+            )
+        if not _HEADER_NAME.fullmatch(auth_header):
+            raise ConfigError(
+                f"expected an HTTP header name (letters, digits, '-'), got {auth_header!r}",
+                field="auth_header",
+            )
         self.base_url = (base_url or env.get(BASE_URL_ENV) or "").rstrip("/")
         self.api_key = api_key if api_key is not None else env.get(API_KEY_ENV) or None
         self.timeout_s = float(timeout_s)
@@ -192,6 +210,12 @@ class ScaleGenClient:
         if not self.base_url:
             raise ConfigError(
                 f"no API base URL: pass --base-url or set {BASE_URL_ENV}", field="base_url"
+            )
+        url = httpx.URL(self.base_url) if _HTTP_URL.match(self.base_url) else None
+        if url is None or not url.host:
+            raise ConfigError(
+                f"expected an http:// or https:// URL with a host, got {self.base_url!r}",
+                field="base_url",
             )
         request = self.build_request(method, path, body)
         label = f"{method} {path}"

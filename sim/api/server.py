@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from sim.api.schema import CreateBody, apply_update, parse_create, parse_update
 from sim.errors import ConfigError, SimError
+from sim.io import loads_json
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -132,9 +133,14 @@ def create_app(*, api_key: str | None = None, faults: Faults | None = None) -> "
         if len(raw) > MAX_BODY_BYTES:
             return None, fail(413, f"body larger than {MAX_BODY_BYTES} bytes")
         try:
-            data = json.loads(raw)
-        except ValueError as exc:
-            return None, fail(400, f"body is not valid JSON: {exc}")
+            # Read as strictly as every config file: a duplicated key, NaN/Infinity or
+            # nesting past sim.io.MAX_DEPTH is an error (json.loads would keep the last key
+            # silently, or overflow the stack into a 500).
+            data = loads_json(raw.decode("utf-8"), "body")
+        except UnicodeDecodeError as exc:
+            return None, fail(400, f"body is not UTF-8 text: byte {exc.start} cannot be decoded")
+        except ConfigError as exc:
+            return None, fail(400, str(exc))
         if not isinstance(data, dict):
             return None, fail(422, f"expected a JSON object, got {type(data).__name__}")
         return data, None

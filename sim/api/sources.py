@@ -3,7 +3,8 @@
 :func:`load_source` reads any of them into one validated :class:`~sim.api.schema.CreateBody`
 (``hf_token`` already the ``${HF_TOKEN}`` placeholder, see :mod:`sim.api.export`):
 
-- a run folder (``sim run --out DIR``): the resolved scenario in ``DIR/summary.json``;
+- a run folder (``sim run --out DIR``): the resolved scenario in ``DIR/summary.json`` (of
+  the lowest ``seed-N/`` for a ``--seeds`` run);
 - a tune result folder: ``DIR/best.json`` (a create body);
 - a sweep folder or its ``sweep.parquet`` (one row per point and seed): the overrides that made
   the chosen point, read from the sweep's journal ``points.jsonl`` (exactly what was simulated:
@@ -192,6 +193,16 @@ def _folder(
                 source=str(p / "summary.json"),
             )
         return data, "run folder", str(p / "summary.json")
+    if (p / "replications.json").is_file():
+        # ``sim run --seeds`` replaces the run's summary.json by seed-N/ folders; every seed
+        # simulated the same deployment, so the lowest seed's resolved scenario holds it.
+        seeds = sorted(
+            (int(d.name[5:]), d / "summary.json")
+            for d in p.glob("seed-*")
+            if d.name[5:].isdigit() and (d / "summary.json").is_file()
+        )
+        if seeds:
+            return _folder(seeds[0][1].parent, row, point)
     if (p / "best.json").is_file():
         return {"deployment": _read(p / "best.json", str(p / "best.json"))}, "tune result", str(
             p / "best.json"

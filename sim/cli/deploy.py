@@ -145,10 +145,10 @@ def _api_options(p: argparse.ArgumentParser) -> None:
                    help="header that carries the key: Authorization (as 'Bearer KEY', default) or "
                    "another name carrying the bare key; the vendor page documents none")
     p.add_argument("--timeout", type=float, default=30.0, metavar="S",
-                   help="seconds per attempt to connect, send and read (default 30)")
+                   help="seconds per attempt to connect, send and read (default 30, at most 3600)")
     p.add_argument("--retries", type=int, default=3, metavar="N",
                    help="further attempts after a 5xx or connection error, with exponential "
-                   "back-off (default 3)")
+                   "back-off (default 3, at most 20)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the request (key and hf_token masked) and send nothing")
 

@@ -10,6 +10,7 @@ plotting is safe in worker processes and never leaks figures between runs.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -103,6 +104,17 @@ def bucket_peaks(
     return edges[:-1], peak
 
 
+def _summary_cdf(block: dict) -> tuple[np.ndarray, np.ndarray]:
+    """CDF points (latency, fraction) from a summary block's percentiles; empty when unknown."""
+    pairs = [(block.get(k), q) for k, q in (("p50", 0.5), ("p90", 0.9), ("p95", 0.95),
+                                              ("p99", 0.99), ("max", 1.0))]
+    known = [(x, q) for x, q in pairs if x is not None]
+    if not known:
+        return np.empty(0), np.empty(0)
+    x, q = zip(*known, strict=True)
+    return np.asarray(x, dtype=np.float64), np.asarray(q, dtype=np.float64)
+
+
 def plot_latency_cdf(result: Result, path: Path) -> Path:
     """Empirical CDFs of E2E latency and TTFT of measured completed requests, log x axis
     (from at most :data:`MAX_POINTS` quantiles each, :func:`cdf_points`)."""
@@ -110,19 +122,25 @@ def plot_latency_cdf(result: Result, path: Path) -> Path:
     req = result.requests
     warmup = float(result.summary["sim"]["warmup_s"])
     done = (req["status"] == "completed").to_numpy() & (req["arrival_s"].to_numpy() >= warmup)
+    # sim.results: summary keeps no per-request table: draw the summary's percentiles instead.
+    from_summary = result.summary["sim"].get("results") == "summary"
     drawn = False
     for col, label, color, key in (
         ("e2e_s", "end-to-end (E2E)", _E2E_COLOR, "latency_e2e_s"),
         ("ttft_s", "time to first token (TTFT)", _TTFT_COLOR, "ttft_s"),
     ):
-        x, y = cdf_points(req[col].to_numpy()[done])
+        if from_summary:
+            x, y = _summary_cdf(result.summary[key])
+        else:
+            x, y = cdf_points(req[col].to_numpy()[done])
         if x.size == 0:
             continue
         # Zero latencies cannot sit on a log axis; draw them at the smallest positive value.
         floor = x[x > 0].min() if (x > 0).any() else 1e-3
         x = np.maximum(x, floor)
         p50, p95 = result.summary[key]["p50"], result.summary[key]["p95"]
-        ax.step(x, y, where="post", color=color, lw=1.8,
+        draw = ax.plot if from_summary else partial(ax.step, where="post")  # points: no steps
+        draw(x, y, color=color, lw=1.8, marker="o" if from_summary else None,
                 label=f"{label}  p50 {p50:.3g} s · p95 {p95:.3g} s")  # fmt: skip
         drawn = True
     slo = result.summary["slo"]
@@ -141,8 +159,9 @@ def plot_latency_cdf(result: Result, path: Path) -> Path:
     ax.set_ylim(0, 1.01)
     ax.set_xlabel("latency (s, log scale)")
     ax.set_ylabel("fraction of requests ≤ latency")
-    n = int(done.sum())
-    ax.set_title(f"Latency CDF ({n:,} completed requests after warm-up)")
+    n = int(result.summary["requests"]["completed"]) if from_summary else int(done.sum())
+    how = "; summary percentiles" if from_summary else ""
+    ax.set_title(f"Latency CDF ({n:,} completed requests after warm-up{how})")
     ax.grid(True, which="major", alpha=0.3)
     return _save(fig, path)
 

@@ -192,6 +192,16 @@ def spec_from_config(path: str | Path, name: str | None = None) -> ModelSpec:
         raise ProfileError(f"{where}: expected a JSON object")
     if "text_config" in cfg and isinstance(cfg["text_config"], dict):  # multimodal wrappers
         cfg = {**cfg, **cfg["text_config"]}
+    def positive(key: str, val: Any) -> int:
+        if isinstance(val, bool) or not isinstance(val, int) or val < 1:
+            raise ProfileError(f"{where}: {key} must be a positive integer, got {val!r}")
+        return val
+
+    def count(key: str, *names: str) -> int:
+        val = _field(cfg, where, *names, default=0)
+        return 0 if val == 0 else positive(key, val)
+
+    # Each field is checked as soon as it is read: the defaults below divide by them.
     ints: dict[str, int] = {}
     spec_fields = {
         "layers": ("num_hidden_layers", "n_layer", "num_layers"),
@@ -200,19 +210,21 @@ def spec_from_config(path: str | Path, name: str | None = None) -> ModelSpec:
         "vocab": ("vocab_size",),
     }
     for key, names in spec_fields.items():
-        ints[key] = _field(cfg, where, *names)
-    ints["kv"] = _field(cfg, where, "num_key_value_heads", "multi_query_group_num",
-                        default=ints["heads"])
-    n_experts = int(_field(cfg, where, "num_local_experts", "num_experts", "n_routed_experts",
-                           default=0) or 0)
+        ints[key] = positive(key, _field(cfg, where, *names))
+    ints["kv"] = positive("kv", _field(cfg, where, "num_key_value_heads", "multi_query_group_num",
+                                       default=ints["heads"]))
+    if ints["heads"] % ints["kv"]:
+        raise ProfileError(f"{where}: num_attention_heads ({ints['heads']}) must be a multiple "
+                           f"of num_key_value_heads ({ints['kv']}): each KV head serves a group "
+                           "of query heads")
+    n_experts = count("num_experts", "num_local_experts", "num_experts", "n_routed_experts")
     inter_names = ("moe_intermediate_size", "intermediate_size") if n_experts > 1 \
         else ("intermediate_size", "ffn_hidden_size", "n_inner")
-    ints["inter"] = _field(cfg, where, *inter_names, default=4 * ints["hidden"])
-    ints["head_dim"] = _field(cfg, where, "head_dim", default=ints["hidden"] // ints["heads"])
-    for key, val in ints.items():
-        if isinstance(val, bool) or not isinstance(val, int) or val < 1:
-            raise ProfileError(f"{where}: {key} must be a positive integer, got {val!r}")
-    top_k = int(_field(cfg, where, "num_experts_per_tok", "moe_top_k", default=0) or 0)
+    ints["inter"] = positive("inter", _field(cfg, where, *inter_names, default=4 * ints["hidden"]))
+    ints["head_dim"] = positive(
+        "head_dim", _field(cfg, where, "head_dim", default=ints["hidden"] // ints["heads"])
+    )
+    top_k = count("num_experts_per_tok", "num_experts_per_tok", "moe_top_k")
     if n_experts > 1 and not 1 <= top_k <= n_experts:
         raise ProfileError(f"{where}: num_experts_per_tok must be in 1..{n_experts} for a "
                            f"mixture-of-experts model, got {top_k}")
