@@ -85,7 +85,15 @@ def raise_on_sigterm() -> Iterator[None]:
         yield
         return
 
+    owner = os.getpid()
+
     def handler(signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != owner:
+            # A forked pool process killed before its initializer reset this handler: die as
+            # SIGTERM means, never carry on through the parent's code (its cleanup included).
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         raise Interrupted(signum)
 
     previous = signal.signal(signal.SIGTERM, handler)

@@ -303,3 +303,23 @@ def test_sigterm_to_sim_run_seeds_exits_143_and_leaves_the_output_folder(tmp_pat
     assert not any(_alive(p) for p in children)
     assert sorted((p.name, p.read_bytes()) for p in out.iterdir()) == before
     assert proc.stderr is not None and "Traceback" not in proc.stderr.read()
+
+
+def test_sigterm_in_a_fork_before_its_initializer_kills_only_the_child() -> None:
+    """A process forked inside raise_on_sigterm (as pool workers are) that gets SIGTERM before
+    its initializer runs dies of SIGTERM instead of raising Interrupted into the parent's code."""
+    import os
+    import signal
+
+    from sim.executor import raise_on_sigterm
+
+    with raise_on_sigterm():
+        pid = os.fork()
+        if pid == 0:  # the child: the inherited handler is still installed
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                signal.pause()
+            finally:
+                os._exit(3)  # reached only if the handler raised or returned
+        _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM

@@ -32,9 +32,10 @@ share all bookkeeping, so they agree to rounding (tests/test_paged.py).
 from __future__ import annotations
 
 import heapq
-import math
 from collections import deque
 from typing import TYPE_CHECKING, Any
+
+from sim.engine.service import SegmentClock
 
 if TYPE_CHECKING:
     from sim.serving.profiles import Profile
@@ -50,7 +51,7 @@ def default_batched_tokens(gpu: str) -> int:
     return 8192 if big else 2048
 
 
-class PagedLlmService:
+class PagedLlmService(SegmentClock):
     """Continuous batching with paged KV, chunked prefill and recompute preemption."""
 
     def __init__(self, host: Any, worker_id: int, profile: Profile, max_seqs: int, exact: bool,
@@ -76,31 +77,11 @@ class PagedLlmService:
         # Preempted requests: tokens still to produce, counting their recompute's token (the
         # first token is already out). Others produce host.output[rid] tokens.
         self.out_left: dict[int, int] = {}
-        # Decoding sequences: K(i) = sum_p + b*i - sum_j is their KV during iteration i.
-        self.heap: list[tuple[int, int]] = []
         # rid -> (last token's iteration, start iteration, KV at start); insertion order is
         # start order (LIFO preemption).
         self.run: dict[int, tuple[int, int, int]] = {}
-        self.b = 0
-        self.sum_p = 0
-        self.sum_j = 0
-        self.it = 0
-        self.seg_t = 0.0
-        self.seg_it = 0
-        self.seg_first = 0.0
-        self.seg_d1 = 0.0
-        self.seg_step = 0.0
-        self.pending_it = -1
-        self.settling = False
-        self.version = 0
-        self._a = profile.decode_base_s
-        self._per_seq = profile.decode_per_seq_s
-        self._c = profile.decode_per_ctx_token_s
-        self._pf0 = profile.prefill_base_s
-        self._pf1 = profile.prefill_per_token_s
-        self._pf2 = profile.prefill_per_token2_s
-        self._env = host.env
-        self._schedule_at = host.schedule_at
+        # Decoding sequences (heap, b): K(i) = sum_p + b*i - sum_j is their KV in iteration i.
+        self._init_clock(host, profile)
 
     # -- admission (the gateway's view) ------------------------------------------------
     def can_accept(self, rid: int) -> bool:
@@ -128,43 +109,6 @@ class PagedLlmService:
             if target < self.pending_it:
                 self._schedule_boundary(target)
 
-    # -- segment time arithmetic (as LlmService) ---------------------------------------
-    def _boundary_time(self, k: int) -> float:
-        if k <= 0:
-            return self.seg_t
-        m = k - 1
-        return self.seg_t + self.seg_first + m * self.seg_d1 + self.seg_step * (m * (m - 1) / 2)
-
-    def _next_boundary_index(self, t: float) -> int:
-        x = t - self.seg_t - self.seg_first
-        if x <= 0:
-            return 1
-        d1, s = self.seg_d1, self.seg_step
-        if s <= 0:
-            m = math.ceil(x / d1)
-        else:
-            bq = d1 - s / 2
-            m = math.ceil((-bq + math.sqrt(bq * bq + 2 * s * x)) / s)
-        k = max(m, 0) + 1
-        while k > 1 and self._boundary_time(k - 1) >= t:
-            k -= 1
-        while self._boundary_time(k) < t:
-            k += 1
-        return k
-
-    def _schedule_boundary(self, target_it: int) -> None:
-        self.version += 1
-        self.pending_it = target_it
-        version = self.version
-        env = self._env
-
-        def on_boundary(_e: object) -> None:
-            if version == self.version:
-                self._boundary(target_it, env._now)
-
-        self._schedule_at(self._boundary_time(target_it - self.seg_it), on_boundary)
-
-    # -- the iteration boundary ----------------------------------------------------------
     def _preempt(self, i: int) -> None:
         """Free the newest decoding sequences until the next tokens fit (recompute)."""
         cap = self.kv_capacity

@@ -70,29 +70,16 @@ class Service(Protocol):
 SERVICES: Registry[type] = Registry("service model")
 
 
-@SERVICES.register("llm")
-class LlmService:
-    """Continuous batching with a KV-cache admission limit (tokens reserved at admission).
+class SegmentClock:
+    """The iteration clock the LLM services share (:class:`LlmService`, and
+    :class:`~sim.engine.paged.PagedLlmService`): segments of iterations whose batch stays
+    constant, their boundary times in closed form, and the one pending boundary event.
 
-    Iterations are numbered from 0 per worker. A request whose prefill runs in iteration ``j0``
-    gets its first token at the end of ``j0`` and its last (``out``-th) at the end of
-    ``j0 + out - 1``. Its KV context during iteration ``i > j0`` is ``p + (i - j0)``, so the summed
-    context of the batch is ``K(i) = S_p + b*i - S_j`` with running sums ``S_p`` (prompts) and
-    ``S_j`` (join iterations): O(1) per event however large the batch.
+    A subclass calls :meth:`_init_clock` and implements ``_boundary(i, t)``.
     """
 
-    def __init__(
-        self, host: Host, worker_id: int, profile: Profile, max_batch: int, exact: bool
-    ) -> None:
-        self.host = host
-        self.worker_id = worker_id
-        self.profile = profile
-        self.max_batch = max_batch
-        self.exact = exact
-        self.kv_capacity = profile.kv_capacity_tokens
-        self.kv_reserved = 0
-        self.load = 0
-        self.joiners: list[int] = []  # admitted, waiting for the next iteration boundary
+    def _init_clock(self, host: Host, profile: Profile) -> None:
+        """The running sums, the segment state and the profile's coefficients, all zero/idle."""
         self.heap: list[tuple[int, int]] = []  # (finish iteration, rid) of running requests
         self.b = 0  # running (decoding) requests
         self.sum_p = 0
@@ -116,36 +103,8 @@ class LlmService:
         self._env = host.env
         self._schedule_at = host.schedule_at
 
-    # -- admission ---------------------------------------------------------------------
-    def can_accept(self, rid: int) -> bool:
-        """Free batch slot and KV room for the prompt plus all output tokens."""
-        host = self.host
-        return (
-            self.load < self.max_batch
-            and self.kv_reserved + host.prompt[rid] + host.output[rid] <= self.kv_capacity
-        )
-
-    def fits_ever(self, rid: int) -> bool:
-        """Whether the request could run on an empty worker of this shape."""
-        return self.host.prompt[rid] + self.host.output[rid] <= self.kv_capacity
-
-    def accept(self, rid: int) -> None:
-        """Queue ``rid`` for the next iteration boundary (now, if the worker is idle)."""
-        host = self.host
-        self.kv_reserved += host.prompt[rid] + host.output[rid]
-        self.load += 1
-        self.joiners.append(rid)
-        if self.settling:
-            # Dispatched from the queue by a completion at this very boundary: the iteration
-            # being planned picks it up (its prefill runs in it).
-            return
-        if self.pending_it < 0:  # idle: start a join iteration right away
-            self._boundary(self.it, self._env._now)
-        elif not self.exact:
-            # Busy: the joiner waits for the end of the iteration in progress.
-            target = self.seg_it + self._next_boundary_index(self._env._now)
-            if target < self.pending_it:
-                self._schedule_boundary(target)
+    def _boundary(self, i: int, t: float) -> None:
+        raise NotImplementedError
 
     # -- time arithmetic of a segment ---------------------------------------------------------
     # A segment starts at iteration seg_it (time seg_t) and keeps the batch constant after its
@@ -194,6 +153,63 @@ class LlmService:
                 self._boundary(target_it, env._now)
 
         self._schedule_at(self._boundary_time(target_it - self.seg_it), on_boundary)
+
+
+@SERVICES.register("llm")
+class LlmService(SegmentClock):
+    """Continuous batching with a KV-cache admission limit (tokens reserved at admission).
+
+    Iterations are numbered from 0 per worker. A request whose prefill runs in iteration ``j0``
+    gets its first token at the end of ``j0`` and its last (``out``-th) at the end of
+    ``j0 + out - 1``. Its KV context during iteration ``i > j0`` is ``p + (i - j0)``, so the summed
+    context of the batch is ``K(i) = S_p + b*i - S_j`` with running sums ``S_p`` (prompts) and
+    ``S_j`` (join iterations): O(1) per event however large the batch.
+    """
+
+    def __init__(
+        self, host: Host, worker_id: int, profile: Profile, max_batch: int, exact: bool
+    ) -> None:
+        self.host = host
+        self.worker_id = worker_id
+        self.profile = profile
+        self.max_batch = max_batch
+        self.exact = exact
+        self.kv_capacity = profile.kv_capacity_tokens
+        self.kv_reserved = 0
+        self.load = 0
+        self.joiners: list[int] = []  # admitted, waiting for the next iteration boundary
+        self._init_clock(host, profile)
+
+    # -- admission ---------------------------------------------------------------------
+    def can_accept(self, rid: int) -> bool:
+        """Free batch slot and KV room for the prompt plus all output tokens."""
+        host = self.host
+        return (
+            self.load < self.max_batch
+            and self.kv_reserved + host.prompt[rid] + host.output[rid] <= self.kv_capacity
+        )
+
+    def fits_ever(self, rid: int) -> bool:
+        """Whether the request could run on an empty worker of this shape."""
+        return self.host.prompt[rid] + self.host.output[rid] <= self.kv_capacity
+
+    def accept(self, rid: int) -> None:
+        """Queue ``rid`` for the next iteration boundary (now, if the worker is idle)."""
+        host = self.host
+        self.kv_reserved += host.prompt[rid] + host.output[rid]
+        self.load += 1
+        self.joiners.append(rid)
+        if self.settling:
+            # Dispatched from the queue by a completion at this very boundary: the iteration
+            # being planned picks it up (its prefill runs in it).
+            return
+        if self.pending_it < 0:  # idle: start a join iteration right away
+            self._boundary(self.it, self._env._now)
+        elif not self.exact:
+            # Busy: the joiner waits for the end of the iteration in progress.
+            target = self.seg_it + self._next_boundary_index(self._env._now)
+            if target < self.pending_it:
+                self._schedule_boundary(target)
 
     # -- the iteration boundary ------------------------------------------------------------
     def _boundary(self, i: int, t: float) -> None:
