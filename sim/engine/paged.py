@@ -109,6 +109,29 @@ class PagedLlmService(SegmentClock):
             if target < self.pending_it:
                 self._schedule_boundary(target)
 
+    def _start_decoding(self, rids: list[int], i: int, t_first: float) -> int:
+        """Requests whose prefill ends in iteration ``i`` (its end at ``t_first``) start decoding:
+        a first token (none for a recompute), a finish iteration, their KV in the running sums.
+        Returns the KV tokens they hold."""
+        host = self.host
+        need, prompt, output = self.need, host.prompt, host.output
+        out_left, run, heap = self.out_left, self.run, self.heap
+        total = 0
+        for rid in rids:
+            kv = need.pop(rid) if need and rid in need else prompt[rid]
+            if out_left and rid in out_left:
+                fin = i + out_left.pop(rid) - 1  # a recompute: no new first token
+            else:
+                fin = i + output[rid] - 1
+                host.first_token(rid, t_first)
+            run[rid] = (fin, i, kv)
+            heapq.heappush(heap, (fin, rid))
+            total += kv
+        self.sum_p += total
+        self.sum_j += i * len(rids)
+        self.b += len(rids)
+        return total
+
     def _preempt(self, i: int) -> None:
         """Free the newest decoding sequences until the next tokens fit (recompute)."""
         cap = self.kv_capacity
@@ -201,23 +224,8 @@ class PagedLlmService(SegmentClock):
             if pf:
                 first += self._pf0 + pf
             if joined:
-                t_first = t + first
-                host = self.host
-                run = self.run
-                output = host.output
-                out_left = self.out_left
-                for rid in joined:
-                    n = need.pop(rid) if need and rid in need else prompt[rid]
-                    if out_left and rid in out_left:
-                        fin = i + out_left.pop(rid) - 1
-                    else:
-                        fin = i + output[rid] - 1
-                        host.first_token(rid, t_first)
-                    run[rid] = (fin, i, n)
-                    heapq.heappush(heap, (fin, rid))
-                    self.sum_p += n
-                    self.sum_j += i
-                b = self.b = b + len(joined)
+                self._start_decoding(joined, i, t + first)
+                b = self.b
         if not b and not self.prefilling:
             return  # idle (a waiting request always fits an empty worker)
         self.seg_t, self.seg_it, self.seg_first = t, i, first
@@ -292,25 +300,7 @@ class PagedLlmService(SegmentClock):
             return 0.0
         added = self._pf0 + pf
         if finished:
-            t_first = t + decode + added
-            host = self.host
-            heap = self.heap
-            run = self.run
-            output = host.output
-            out_left = self.out_left
-            for rid in finished:
-                kv = need.pop(rid) if need and rid in need else prompt[rid]
-                self.pf_kv -= kv
-                if out_left and rid in out_left:
-                    fin = i + out_left.pop(rid) - 1  # a recompute: no new first token
-                else:
-                    fin = i + output[rid] - 1
-                    host.first_token(rid, t_first)
-                run[rid] = (fin, i, kv)
-                heapq.heappush(heap, (fin, rid))
-                self.sum_p += kv
-                self.sum_j += i
-            self.b = b + len(finished)
+            self.pf_kv -= self._start_decoding(finished, i, t + decode + added)
         return added
 
     def abort(self) -> list[int]:
