@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from sim.api.schema import expand_types, is_model, model_keys
 from sim.errors import ConfigError
+from sim.schema_errors import expand_types, is_model, model_keys
 
 #: Where override errors point by default (the Python API); the CLI passes "--set".
 OVERRIDES_SOURCE = "overrides"
