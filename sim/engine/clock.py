@@ -31,6 +31,7 @@ class Clock:
         self.env = simpy.Environment()
         self._queue = self.env._queue
         self._eid = self.env._eid
+        self.skipped = 0  # control ticks skipped (sim.engine.idle): counted as scheduled
 
     @property
     def now(self) -> float:
@@ -54,5 +55,6 @@ class Clock:
         heappush(self._queue, entry)
 
     def events(self) -> int:
-        """How many events were scheduled so far (SimPy's event id counter)."""
-        return next(self._eid)
+        """How many events were scheduled so far (SimPy's event id counter), counting each
+        skipped control tick as the event it would have been."""
+        return next(self._eid) + self.skipped

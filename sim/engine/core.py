@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sim.engine.clock import Clock
-from sim.engine.control import ControlLoop, DecisionLog
+from sim.engine.control import DENSE_TICK_ROWS, ControlLoop, DecisionLog
 from sim.engine.gateway import Gateway, admission_enforced
 from sim.engine.paged import PagedLlmService, default_batched_tokens
 from sim.engine.pool import Pool, Worker
@@ -154,6 +154,8 @@ class Engine:
                     "the workload has no requests, so the run is empty; set sim.horizon_s to "
                     "see what the idle fleet costs over a period"
                 )
+        # Skipped idle ticks keep their queue-sample rows unless the run spans too many ticks.
+        self.control.dense_rows = float(horizon) / self.control.tick_s <= DENSE_TICK_ROWS
         self.schedule(float(horizon), lambda _e: self._finish())
         if self.n == 0 or horizon == 0:
             self._finish()
@@ -223,6 +225,12 @@ class Engine:
             )
         cols = self.reqs.columns(arrived)
         self.warnings.extend(self.fleet.notes)
+        if self.control.rows_skipped:
+            self.warnings.append(
+                f"{self.control.rows_skipped:,} quiet control ticks have no row in the queue "
+                f"samples (the run spans more than {DENSE_TICK_ROWS:,} ticks): at each of them "
+                "nothing waited, nothing arrived within the window and the policy did nothing"
+            )
         return RunRecord(
             requests=cols,
             workers=[w.record for w in self.pool.workers],
