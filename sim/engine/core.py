@@ -1,9 +1,9 @@
 """The engine: wires the gateway, the worker pool and the control loop into one run.
 
-SimPy schedules every event (:mod:`sim.engine.clock`); the hot path uses callbacks on
-timeouts rather than a process per request, request state lives in per-column lists indexed
-by request id (:mod:`sim.engine.requests`), and services skip from event to event
-(DESIGN §7). The parts and their jobs:
+Every event is a callback in SimPy's event queue, run by the engine's own loop
+(:mod:`sim.engine.clock`) rather than a process per request; request state lives in
+per-column lists indexed by request id (:mod:`sim.engine.requests`), and services skip from
+event to event (DESIGN §7). The parts and their jobs:
 
 - :mod:`sim.engine.gateway`: arrivals, admission, the queue, dispatch and timeouts;
 - :mod:`sim.engine.pool`: worker requests, placement, cold start, drain, spot, the timeline;
@@ -86,7 +86,7 @@ class Engine:
         self.exact = serving.mode == "exact"
         self.resolved = 0
         self._drain_stop = False
-        self._stop = self.env.event()
+        self._stopped = False
 
         if self.n:  # heterogeneous placement rates offers on this traffic's request mix
             fleet.set_request_mix(
@@ -159,12 +159,13 @@ class Engine:
         self.schedule(float(horizon), lambda _e: self._finish())
         if self.n == 0 or horizon == 0:
             self._finish()
-        self.env.run(until=self._stop)
+        self.clock.run()
         return self._record(time.perf_counter() - wall0)
 
     def _finish(self) -> None:
-        if not self._stop.triggered:
-            self._stop.succeed()
+        if not self._stopped:
+            self._stopped = True
+            self.clock.stop()
 
     def _resolve(self, k: int) -> None:
         """``k`` requests reached a final state; without a set horizon, stop after the last."""
