@@ -16,7 +16,6 @@ from typing import Any
 
 import simpy
 from simpy.events import NORMAL as _NORMAL
-from simpy.events import URGENT as _URGENT
 
 
 class Clock:
@@ -49,9 +48,10 @@ class Clock:
         heappush(self._queue, entry)
 
     def stop(self) -> None:
-        """End :meth:`run` once the current callback returns (before anything else due now),
-        as SimPy's ``run(until=event)`` does when the event succeeds (urgent priority)."""
-        entry: Any = (self.env._now, _URGENT, next(self._eid), None)
+        """End :meth:`run` after what is already due now, as SimPy's ``run(until=event)`` does
+        when ``event.succeed()`` is called now (it is scheduled like any event, so callbacks
+        already queued for this instant run first)."""
+        entry: Any = (self.env._now, _NORMAL, next(self._eid), None)
         heappush(self._queue, entry)
 
     def run(self) -> None:
@@ -61,6 +61,7 @@ class Clock:
         while q:
             t, _, _, callback = heappop(q)
             if callback is None:
+                next(self._eid)  # SimPy re-queues the until-event as it stops: count it too
                 return
             env._now = t
             callback(None)
