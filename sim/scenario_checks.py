@@ -117,6 +117,12 @@ def validate_scenario(scenario: Scenario, *, source: str | None = None) -> list[
 
     # Memory checks apply to the LLM/embedding service models; the queueing models need no model.
     spec: Any = None
+    serving = scenario.serving
+    if serving.profile == "vidur" and "engine" in serving.model_fields_set:
+        warnings.append(
+            f"serving.engine: {serving.engine} is not used with serving.profile: vidur (the "
+            "Vidur-fitted profiles carry their own engine overheads); drop one of the two"
+        )
     if scenario.serving_kind() in ("llm", "embedding"):
         # A fine-tune is sized and profiled as its base model (DESIGN.md §4).
         model_field = "deployment.base_model" if dep.base_model else "deployment.model"

@@ -146,3 +146,12 @@ def test_profile_show_warns_of_a_tensor_parallel_size_vllm_refuses(capsys):
     assert "(use 1, 2, 4, 8)" in out
     assert main(["profile", "show", "llama-2-13b", "A100", "2"]) == 0
     assert "do not divide" not in capsys.readouterr().out
+
+
+def test_engine_with_the_vidur_profile_is_a_warning(capsys):
+    """serving.engine does nothing with serving.profile: vidur; saying it beats a silent no-op."""
+    args = ["validate", "scenarios/quickstart.yaml", "--set", "serving.profile=vidur"]
+    assert main([*args, "--set", "serving.engine=eager-2024"]) == 0
+    assert "serving.engine: eager-2024 is not used with serving.profile: vidur" in capsys.readouterr().err
+    assert main(args) == 0
+    assert "serving.engine" not in capsys.readouterr().err
