@@ -47,3 +47,16 @@ def test_unknown_suite_and_policy_exit_2(tmp_path: Path, capsys: pytest.CaptureF
     assert "--suite: unknown suite 'nope'" in capsys.readouterr().err
     assert main(["bench", "--policies", "knativ", "--out", str(tmp_path / "y")]) == 2
     assert "unknown policy 'knativ'" in capsys.readouterr().err
+
+
+def test_hindsight_replay_beaten_only_where_need_unmet(smoke: Path) -> None:
+    """The hindsight replay costs at most every policy on every smoke scenario and seed, except
+    a policy that left more of the MILP's SLO-feasible need unmet than the replay did and met
+    the SLO for fewer requests (the MILP's feasibility is stricter than that policy's fleet)."""
+    runs = pd.read_csv(smoke / "runs.csv")
+    assert runs.deficit.between(0, 1).all()
+    for (_scenario, _seed), g in runs.groupby(["scenario", "seed"]):
+        h = g[g.policy == "hindsight"].iloc[0]
+        cheaper = g[(g.policy != "hindsight") & (g.cost_total_usd < h.cost_total_usd)]
+        for r in cheaper.itertuples():
+            assert r.deficit > h.deficit and r.slo_attainment < h.slo_attainment, (r, h)
