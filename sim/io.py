@@ -235,6 +235,35 @@ def write_json(obj: dict[str, Any], path: str | Path) -> Path:
     return p
 
 
+def write_text_atomic(text: str, path: str | Path) -> Path:
+    """Write ``text`` to ``path`` through a temporary file beside it, renamed into place, so a
+    reader sees the old file or the new one, never half of it. The file gets the mode a plain
+    ``open`` would (0o666 less the umask), not the temporary file's 0o600.
+
+    Raises:
+        IsADirectoryError: ``path`` is a folder (the message names ``path``, not the temporary).
+        OSError: the folder cannot be created or written.
+    """
+    import tempfile
+
+    out = Path(path)
+    if out.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder; give a file name", str(out))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
+
+
 def write_result(result: Result, out_dir: str | Path) -> dict[str, Path]:
     """Write summary.json, requests/workers parquet, decisions/timeline/queue CSV; return their paths.
 
