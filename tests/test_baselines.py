@@ -388,3 +388,23 @@ def test_hindsight_replay_on_70b_keeps_the_initial_worker() -> None:
     assert s.billed[0].min() == 1 and s.billed[1:].sum() == 0
     assert hs.summary["cost"]["total_usd"] <= sg.summary["cost"]["total_usd"] + 1e-9
     assert hs.summary["workers"]["cold_starts"] == 0
+
+
+def test_unit_gaps_keep_burstiness_within_a_bucket_only() -> None:
+    """Gaps of mean 1 per bucket: a Poisson stream at two rates gives exponential gaps (CV ~1,
+    the rate step taken out); pairs of arrivals 1 ms apart keep their clustering (CV > 1)."""
+    from types import SimpleNamespace
+
+    from sim.bench.demand import unit_gaps
+
+    rng = np.random.default_rng(0)
+    slow = np.cumsum(rng.exponential(1.0, 3000))  # 1 req/s ...
+    fast = slow[-1] + np.cumsum(rng.exponential(0.1, 30000))  # ... then 10 req/s
+    g = unit_gaps(SimpleNamespace(arrival_s=np.concatenate([slow, fast])), 20000, rng)
+    assert g.mean() == pytest.approx(1.0, abs=0.03) and g.std() / g.mean() == pytest.approx(1.0, abs=0.05)
+    pairs = np.sort(np.concatenate([np.arange(0, 3000.0, 2.0), np.arange(0, 3000.0, 2.0) + 1e-3]))
+    h = unit_gaps(SimpleNamespace(arrival_s=pairs), 1000, rng)
+    assert h.mean() == pytest.approx(1.0, abs=0.01) and h.std() / h.mean() > 0.9
+    assert np.sort(h)[:400].max() < 0.01  # half the gaps are the 1 ms ones
+    few = unit_gaps(SimpleNamespace(arrival_s=np.arange(10.0)), 50, rng)  # too few: exponential
+    assert len(few) == 50

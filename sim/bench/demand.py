@@ -3,8 +3,9 @@
 A request of ``isl`` prompt and ``osl`` output tokens costs ``w = isl / P + osl / D``
 worker-seconds at full batch (:func:`sim.policies.capacity.full_batch`). A worker loaded to
 utilisation u of that rate still meets the SLO up to some u*; u* is found on the service model
-itself: one worker, Poisson arrivals at rate r with the trace's token lengths resampled,
-bisection on r for the highest rate whose SLO attainment (DESIGN §6) is at least
+itself: one worker, arrivals at rate r with the trace's token lengths resampled and its
+inter-arrival gaps inside a bucket rescaled to mean 1/r (:func:`unit_gaps`: the burstiness
+within a minute, which the per-bucket need cannot see), bisection on r for the highest rate whose SLO attainment (DESIGN §6) is at least
 ``attainment`` (default 0.95), then u* = r × mean(w). Bucket b then needs
 ``sum_{r in b} w_r / bucket_s / u*`` ready workers.
 """
@@ -127,12 +128,40 @@ def one_worker(scenario: Any, shape: Any = None) -> Any:
                                        "sim": sim})
 
 
+def unit_gaps(workload: Any, n: int, rng: Any, bucket_s: float = 60.0) -> np.ndarray:
+    """``n`` inter-arrival gaps of mean 1 with the trace's own burstiness inside a bucket.
+
+    Each gap between consecutive arrivals in the same ``bucket_s`` bucket is divided by that
+    bucket's mean gap, so the rate changes between buckets (which the per-bucket need already
+    follows) are taken out and the clustering within a bucket is kept; a contiguous run of
+    ``n`` of them (from a random start, wrapping) keeps their order. A Poisson workload gives
+    exponential gaps; fewer than 100 such gaps falls back to exponential ones.
+    """
+    t = np.asarray(workload.arrival_s, dtype=np.float64)
+    if len(t) > 1:
+        b = (t // bucket_s).astype(np.int64)
+        same = b[1:] == b[:-1]
+        g = np.diff(t)[same]
+        gb = b[1:][same]
+        if len(g) >= 100:
+            total = np.bincount(gb, weights=g)
+            count = np.bincount(gb)
+            mean = np.divide(total, count, out=np.zeros_like(total), where=count > 0)[gb]
+            ok = mean > 0
+            u = g[ok] / mean[ok]
+            if len(u) >= 100:
+                start = int(rng.integers(0, len(u)))
+                return np.resize(np.roll(u, -start), n)
+    return rng.exponential(1.0, size=n)
+
+
 def slo_utilisation(scenario: Any, workload: Any, *, attainment: float = 0.95,
                     requests: int = 2000, steps: int = 7, seed: int = 0,
-                    shape: Any = None) -> float:
+                    shape: Any = None, bucket_s: float = 60.0) -> float:
     """u*: the highest share of full-batch throughput at which one worker of ``shape``
     (default: the scale-up shape) keeps SLO attainment >= ``attainment`` (bisection over
-    Poisson rates; see the module docstring).
+    rates, arrivals with the trace's own within-bucket burstiness, :func:`unit_gaps`; see the
+    module docstring).
 
     Returns a small floor (0.05) when even light load misses the SLO.
     """
@@ -145,7 +174,7 @@ def slo_utilisation(scenario: Any, workload: Any, *, attainment: float = 0.95,
     one = one_worker(scenario, shape)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(workload.prompt_tokens), size=requests) if len(w) else None
-    gaps = rng.exponential(1.0, size=requests)
+    gaps = unit_gaps(workload, requests, rng, bucket_s)
 
     def ok(u: float) -> bool:
         rate = u / mean_w

@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from sim.bench.deficit import bucket_means, deficit
+from sim.bench.tuned import slo_pins, tune_scalegen
 from sim.executor import Runner
 from sim.metrics.stats import mean_ci95
 from sim.replicate import raise_failure
@@ -95,12 +96,18 @@ SUITES: dict[str, Suite] = {
             BenchScenario("azure_conv", "scenarios/azure_conv_llama3_8b_a100.yaml", ()),
             BenchScenario("spot_70b_trace", "scenarios/spot_llama2_70b_gcp_a100.yaml",
                           ("workload.duration_s=21600",)),
+            BenchScenario("spike", "scenarios/spike_llama3_8b_a100.yaml", ()),
+            BenchScenario("scale_from_zero", "scenarios/scale_from_zero_llama3_8b.yaml", ()),
+            BenchScenario("azure_code", "scenarios/azure_code_llama3_8b_a100.yaml", ()),
+            BenchScenario("servegen_day_s2z", "scenarios/servegen_day_scale_to_zero.yaml", ()),
         ),
         seeds=(1, 2),
         sweep=True,
         notes=("Sized for a 2-core machine: 2 seeds; bursty_mmpp cut to 2 h; the diurnal "
                "scale-to-zero day cut to its 6 h rising quarter (night to peak); the spot "
-               "capacity-trace scenario cut to its first 6 h.",),
+               "capacity-trace scenario cut to its first 6 h. `scalegen tuned` is a 12-trial "
+               "`sim tune` (NSGA-II) of the band, window, timeouts and floor on the first seed, "
+               "fleet and SLO held fixed.",),
     ),
 }
 
@@ -161,7 +168,7 @@ Job = tuple[Any, int, str, str]  # (scenario, seed, scenario label, policy label
 
 
 def _load(bs: BenchScenario, policy: str, util: dict[str, float],
-          params: dict[str, Any] | None = None) -> Any:
+          params: dict[str, Any] | None = None, extra: Sequence[str] = ()) -> Any:
     """The suite's scenario under ``policy`` at its source's control period."""
     from sim.scenario import load_scenario
 
@@ -172,7 +179,7 @@ def _load(bs: BenchScenario, policy: str, util: dict[str, float],
         sets.append(f"autoscaler.params.utilisation_by_shape={_shape_text(util)}")
     for k, v in (params or {}).items():
         sets.append(f"autoscaler.params.{k}={v}")
-    return load_scenario(REPO / bs.path, sets)
+    return load_scenario(REPO / bs.path, sets + list(extra))
 
 
 def build_jobs(suite: Suite, policies: Sequence[str] | None = None,
@@ -232,8 +239,10 @@ def run_suite(suite: Suite, *, workers: int = 1, policies: Sequence[str] | None 
                 sweep_jobs.append((_load(bs, policy, util, {knob: v}), suite.seeds[0], label,
                                    f"{policy} tuned"))
                 sweep_keys.append((label, policy, knob, v))
+    tune = suite.sweep and "scalegen" in (policies or suite.policies)
     total = len(jobs) + len(sweep_jobs) + len(bases) * len(suite.seeds) + (
-        len(bases) * len(chosen) * (len(suite.seeds) - 1))
+        len(bases) * len(chosen) * (len(suite.seeds) - 1)) + (
+        len(bases) * (1 + len(suite.seeds)) if tune else 0)
     done = 0
 
     def tick() -> None:
@@ -267,6 +276,19 @@ def run_suite(suite: Suite, *, workers: int = 1, policies: Sequence[str] | None 
             outs += picks
             outs += _map(runner, best_jobs, tick)
             all_jobs += best_jobs
+        if tune:
+            # scalegen tuned: a small sim tune per scenario on the first seed, then every seed.
+            tuned_jobs: list[Job] = []
+            for label, (base, util, bs) in bases.items():
+                ov = tune_scalegen(base, suite.seeds[0], runner, ATTAINMENT_OK)
+                tick()
+                sets = [f"{k}={v}" for k, v in ov.items()] + slo_pins(base)
+                settings[(label, "scalegen tuned")] = ", ".join(
+                    f"{k.rsplit('.', 1)[-1]}={v}" for k, v in ov.items())
+                tuned_jobs.extend((_load(bs, "scalegen", util, extra=sets), seed, label,
+                                   "scalegen tuned") for seed in suite.seeds)
+            outs += _map(runner, tuned_jobs, tick)
+            all_jobs += tuned_jobs
     for label, (base, util, _bs) in bases.items():
         for seed in suite.seeds:
             y = _yardsticks(base, seed, util)
