@@ -408,3 +408,19 @@ def test_unit_gaps_keep_burstiness_within_a_bucket_only() -> None:
     assert np.sort(h)[:400].max() < 0.01  # half the gaps are the 1 ms ones
     few = unit_gaps(SimpleNamespace(arrival_s=np.arange(10.0)), 50, rng)  # too few: exponential
     assert len(few) == 50
+
+
+def test_fleet_kinds_on_prem_with_cloudburst() -> None:
+    """The on-prem scenario: 2 warm on-prem workers of an 8-GPU node (1 GPU each, $0.6/GPU-h)
+    and room for 6 more, then the cloud's on-demand A100 (cloudburst) without a bound."""
+    from pathlib import Path
+
+    from sim.bench.kinds import fleet_kinds
+    from sim.scenario import load_scenario
+
+    sc = load_scenario(Path(__file__).parents[1] / "scenarios" / "onprem_8xa100_cloudburst.yaml")
+    kinds = fleet_kinds(sc, 1, 60.0)
+    assert [(k.name, k.label, k.initial, k.cap) for k in kinds] == [
+        ("on_prem", "1xA100", 2, 8), ("on_demand", "1xA100", 0, None)]
+    assert kinds[0].price_per_hour_usd == pytest.approx(0.6)
+    assert kinds[1].price_per_hour_usd > kinds[0].price_per_hour_usd
