@@ -129,10 +129,7 @@ class PagedLlmService(SegmentClock):
         seq = self._starts
         total = 0
         for rid in rids:
-            if need and rid in need:
-                kv = need.pop(rid)
-            else:
-                kv = prompt[rid]
+            kv = need.pop(rid) if need and rid in need else prompt[rid]
             if out_left and rid in out_left:
                 fin = i + out_left.pop(rid) - 1  # a recompute: no new first token
             else:
