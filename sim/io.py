@@ -235,6 +235,35 @@ def write_json(obj: dict[str, Any], path: str | Path) -> Path:
     return p
 
 
+def write_text_atomic(text: str, path: str | Path) -> Path:
+    """Write ``text`` to ``path`` through a temporary file beside it, renamed into place, so a
+    reader sees the old file or the new one, never half of it. The file gets the mode a plain
+    ``open`` would (0o666 less the umask), not the temporary file's 0o600.
+
+    Raises:
+        IsADirectoryError: ``path`` is a folder (the message names ``path``, not the temporary).
+        OSError: the folder cannot be created or written.
+    """
+    import tempfile
+
+    out = Path(path)
+    if out.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder; give a file name", str(out))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
+
+
 def write_result(result: Result, out_dir: str | Path) -> dict[str, Path]:
     """Write summary.json, requests/workers parquet, decisions/timeline/queue CSV; return their paths.
 
@@ -251,8 +280,11 @@ def write_result(result: Result, out_dir: str | Path) -> dict[str, Path]:
         "queue": out / "queue.csv",
     }
     write_json(result.summary, paths["summary"])
-    if result.summary.get("sim", {}).get("results") == "summary":
-        del paths["requests"]  # sim.results: summary keeps no per-request table
+    mode = result.summary.get("sim", {}).get("results")
+    if mode == "stream" and (out / "requests.parquet").is_file():
+        pass  # streamed into this folder during the run (sim.results: stream)
+    elif mode in ("summary", "stream"):
+        del paths["requests"]  # no per-request table was kept
     else:
         result.requests.to_parquet(paths["requests"], engine="pyarrow", index=False)
     result.workers.to_parquet(paths["workers"], engine="pyarrow", index=False)
@@ -474,12 +506,18 @@ def write_run(result: Result, out_dir: str | Path, *, report: bool = True,
     See :func:`atomic_result_dir`; returns ``out_dir``.
     """
     with atomic_result_dir(out_dir, seed=result.summary["sim"]["seed"], option=option) as stage:
-        write_result(result, stage)
-        if report:
-            from sim.report import write_report
-
-            write_report(result, stage)
+        write_files(result, stage, report=report)
     return Path(out_dir)
+
+
+def write_files(result: Result, folder: Path, *, report: bool = True) -> None:
+    """Write one run's files, and the report with its plots, into ``folder`` as it is (the
+    staging folder of :func:`atomic_result_dir`)."""
+    write_result(result, folder)
+    if report:
+        from sim.report import write_report
+
+        write_report(result, folder)
 
 
 def verify_manifest(out_dir: str | Path, summary_name: str = "summary.json") -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sim.engine.core import Engine
@@ -24,6 +25,7 @@ def simulate(
     progress: Callable[[float], None] | None = None,
     workload: Any = None,
     limits: Limits | None = None,
+    requests_path: str | Path | None = None,
 ) -> Result:
     """Simulate ``scenario`` once and return its :class:`~sim.metrics.Result`.
 
@@ -32,6 +34,11 @@ def simulate(
     Before building the workload and again before simulating, the run's size is estimated
     (:mod:`sim.estimate`) and a run beyond ``limits`` (default: 50M requests, 3/4 of physical
     memory) raises :class:`~sim.errors.LimitError` with the estimate.
+
+    With ``sim.results: stream``, the per-request table is written to ``requests_path``
+    (Parquet, one row group per batch of resolved requests; :mod:`sim.metrics.stream`) while
+    the run goes; without a path the run keeps no table (as ``summary``) and says so in its
+    warnings.
     """
     if not isinstance(scenario, Scenario):
         raise ConfigError(
@@ -51,19 +58,45 @@ def simulate(
     if callable(bind):  # policies that read the profile (sla_planner) or the trace (hindsight)
         bind(scenario, workload)
     fleet = FleetModel(scenario, streams)
-    tally = None
-    if scenario.sim.results == "summary":
-        # No per-request table: the engine streams each resolved request into the tally.
+    tally = writer = None
+    sink: Callable[[Any, Any], None] | None = None
+    mode = scenario.sim.results
+    if mode != "full":
+        # No per-request table in memory: the engine hands each batch of resolved requests
+        # to the tally (and, streaming, to the file).
         tally = RequestTally(
             slo_metric=canonical_slo_metric(scenario.slo_metric()),
             slo_threshold_s=scenario.slo_threshold_s(),
             warmup_s=float(scenario.sim.warmup_s),
             exact=False,
         )
-    record = Engine.from_scenario(
-        scenario, workload, policy, seed=seed, fleet=fleet, progress=progress,
-        request_sink=tally.add if tally is not None else None,
-    ).run()
+        sink = tally.add
+        if mode == "stream" and requests_path is not None:
+            from sim.metrics.stream import RequestTableWriter
+
+            writer = RequestTableWriter(requests_path)
+            add_tally, add_row = tally.add, writer.add
+
+            def tee(req: Any, request_id: Any) -> None:
+                add_tally(req)
+                add_row(req, request_id)
+
+            sink = tee
+        elif mode == "stream":
+            mode = "summary"
+    try:
+        record = Engine.from_scenario(
+            scenario, workload, policy, seed=seed, fleet=fleet, progress=progress,
+            request_sink=sink,
+        ).run()
+    finally:
+        if writer is not None:
+            writer.close()
+    if scenario.sim.results == "stream" and writer is None:
+        record.warnings.append(
+            "sim.results: stream has no file to stream to here (sim run streams into its "
+            "--out folder); the per-request table was not kept, as with summary"
+        )
     result = build_result(
         record,
         slo_metric=scenario.slo_metric(),
@@ -72,6 +105,7 @@ def simulate(
         scenario_dict=resolved_dict(scenario),
         billing_granularity_s=float(scenario.fleet.billing_granularity_s),
         request_tally=tally,
+        results_mode=mode,
     )
     if scenario.deployment.allow_spot_instances and scenario.fleet.spot.counterfactual:
         _spot_savings(result, scenario, seed, workload)

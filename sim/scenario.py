@@ -129,12 +129,15 @@ class SimSpec(Section):
         description="With no horizon: how long after the last arrival requests may finish (s).",
     )
     slo: SloSpec = Field(default_factory=SloSpec, description="The latency objective.")
-    results: Literal["full", "summary"] = Field(
+    results: Literal["full", "summary", "stream"] = Field(
         default="full",
         description=(
             "full: one row per request (Result.requests, requests.parquet), exact percentiles; "
             "summary: no per-request table, memory bounded by the requests in the system, "
-            "percentiles from a quantile sketch (sim/metrics/sketch.py states its error)."
+            "percentiles from a quantile sketch (sim/metrics/sketch.py states its error); "
+            "stream: as summary, and requests.parquet written while the run goes, one row "
+            "group per 65,536 resolved requests, in the order they resolved (sim run only; "
+            "elsewhere it runs as summary)."
         ),
     )
 

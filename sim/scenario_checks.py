@@ -16,6 +16,7 @@ from sim.errors import ConfigError, SimError
 
 if TYPE_CHECKING:
     from sim.scenario import Scenario
+    from sim.serving.architectures import ModelSpec
 
 
 def check_updates(scenario: Scenario, *, source: str | None = None) -> list[CreateBody]:
@@ -94,6 +95,19 @@ def _check_model_kind(scenario: Scenario, spec: Any, source: str | None, warning
         )
 
 
+def tensor_parallel_problem(spec: ModelSpec, tp: int) -> str | None:
+    """Why vLLM would refuse ``tp`` GPUs per worker for ``spec``, or None. vLLM's tensor
+    parallelism splits the attention heads evenly over the GPUs (it checks
+    ``num_attention_heads % tensor_parallel_size == 0`` at start-up)."""
+    if tp <= 1 or spec.n_heads % tp == 0:
+        return None
+    fits = ", ".join(str(n) for n in (1, 2, 4, 8, 16) if spec.n_heads % n == 0)
+    return (
+        f"{tp} GPUs per worker do not divide {spec.name}'s {spec.n_heads} attention heads; "
+        f"vLLM's tensor parallelism would refuse this shape (use {fits})"
+    )
+
+
 def validate_scenario(scenario: Scenario, *, source: str | None = None) -> list[str]:
     """Cross-field checks that need the model/GPU catalogs; returns warnings, raises ConfigError on errors."""
     source = source if source is not None else scenario.source
@@ -103,6 +117,12 @@ def validate_scenario(scenario: Scenario, *, source: str | None = None) -> list[
 
     # Memory checks apply to the LLM/embedding service models; the queueing models need no model.
     spec: Any = None
+    serving = scenario.serving
+    if serving.profile == "vidur" and "engine" in serving.model_fields_set:
+        warnings.append(
+            f"serving.engine: {serving.engine} is not used with serving.profile: vidur (the "
+            "Vidur-fitted profiles carry their own engine overheads); drop one of the two"
+        )
     if scenario.serving_kind() in ("llm", "embedding"):
         # A fine-tune is sized and profiled as its base model (DESIGN.md §4).
         model_field = "deployment.base_model" if dep.base_model else "deployment.model"
@@ -136,13 +156,9 @@ def validate_scenario(scenario: Scenario, *, source: str | None = None) -> list[
             "deployment.initial_worker_config.initial_workers_gpu_num",
             source,
         )
-        tp = int(iwc.initial_workers_gpu_num)
-        if tp > 1 and spec.n_heads % tp:
-            warnings.append(
-                f"deployment.initial_worker_config.initial_workers_gpu_num: {tp} GPUs per "
-                f"worker do not divide {spec.name}'s {spec.n_heads} attention heads; vLLM's "
-                "tensor parallelism would refuse this shape (use 1, 2, 4 or 8)"
-            )
+        problem = tensor_parallel_problem(spec, int(iwc.initial_workers_gpu_num))
+        if problem:
+            warnings.append(f"deployment.initial_worker_config.initial_workers_gpu_num: {problem}")
     for i, (update, current) in enumerate(
         zip(scenario.updates, check_updates(scenario, source=source), strict=True)
     ):

@@ -333,3 +333,94 @@ def test_readme_user_policy_example_runs(tmp_path: Any, monkeypatch: Any) -> Non
     r = simulate(sc, seed=1)
     assert r.summary["requests"]["completed"] == 400
     assert (r.decisions.policy == "queue_depth").any()
+
+
+def test_hindsight_milp_keeps_the_cheaper_initial_shape() -> None:
+    """Two kinds by hand (60 s buckets, 1 s billing): the warm initial worker A ($1/h, not
+    buyable) and the scale-up shape B ($3/h, twice A's SLO-feasible throughput, a one-bucket
+    cold start). Need in B workers [0.5, 0.5, 1.5, 1.5]: A alone covers buckets 0-1; buckets
+    2-3 take A + one B started in bucket 1. Cost (4 A-buckets × $1 + 3 B-buckets × $3) / 60."""
+    from types import SimpleNamespace
+
+    from sim import scenario_from_dict
+    from sim.bench.demand import Demand
+    from sim.bench.hindsight import solve
+    from sim.bench.kinds import Kind
+    from tests.helpers import small_scenario
+
+    sc = scenario_from_dict(small_scenario("h", workers=1, requests=10, mean_s=1.0))
+    a = Kind("initial:1xA", SimpleNamespace(gpu="A", gpus=1), 1.0, initial=1, buyable=False)
+    b = Kind("on_demand", SimpleNamespace(gpu="B", gpus=1), 3.0)
+    need_b = np.array([0.5, 0.5, 1.5, 1.5])
+    dem = Demand(bucket_s=60, need=need_b, utilisation=1.0, min_work_s=0.0, lead_s=60.0,
+                 max_workers=10, kinds=(a, b), need_by_kind=np.array([2 * need_b, need_b]),
+                 lead_s_by_kind=(0.0, 60.0), utilisation_by_kind=(1.0, 1.0))
+    s = solve(sc, None, bucket_s=60, demand=dem)
+    assert s.billed.tolist() == [[1, 1, 1, 1], [0, 1, 1, 1]]
+    assert s.cost_usd == pytest.approx((4 * 1.0 + 3 * 3.0) / 60)
+    assert s.status == "optimal" and s.gap == 0 and s.shortfall_worker_buckets == 0
+
+
+def test_hindsight_replay_on_70b_keeps_the_initial_worker() -> None:
+    """On the 70B scenario the initial 4xA100-80GB worker ($11.16/h) is cheaper than the
+    scale-up shape (8xA100, $19.42/h) and serves the load within the SLO: the MILP keeps it,
+    and the replay costs no more than scalegen (which never scales there)."""
+    from pathlib import Path
+
+    from sim import simulate
+    from sim.bench.demand import bucket_demand
+    from sim.scenario import load_scenario
+
+    path = Path(__file__).parents[1] / "scenarios" / "llama2_70b_4xa100_80gb.yaml"
+    base = ["workload.duration_s=1800"]
+    hs = simulate(load_scenario(path, [*base, "autoscaler.policy=hindsight",
+                                       "autoscaler.params.utilisation=1.0"]), 1)
+    sg = simulate(load_scenario(path, base), 1)
+    from sim.bench.hindsight import solve
+    from sim.rng import Streams
+    from sim.workload import build_workload
+
+    sc = load_scenario(path, base)
+    s = solve(sc, build_workload(sc.workload, Streams(1), sc.base_dir),
+              demand=bucket_demand(sc, build_workload(sc.workload, Streams(1), sc.base_dir), 60.0,
+                                   utilisation=1.0))
+    assert s.kinds[0] == "initial:4xA100-80GB" and s.prices[0] < s.prices[1]
+    assert s.billed[0].min() == 1 and s.billed[1:].sum() == 0
+    assert hs.summary["cost"]["total_usd"] <= sg.summary["cost"]["total_usd"] + 1e-9
+    assert hs.summary["workers"]["cold_starts"] == 0
+
+
+def test_unit_gaps_keep_burstiness_within_a_bucket_only() -> None:
+    """Gaps of mean 1 per bucket: a Poisson stream at two rates gives exponential gaps (CV ~1,
+    the rate step taken out); pairs of arrivals 1 ms apart keep their clustering (CV > 1)."""
+    from types import SimpleNamespace
+
+    from sim.bench.demand import unit_gaps
+
+    rng = np.random.default_rng(0)
+    slow = np.cumsum(rng.exponential(1.0, 3000))  # 1 req/s ...
+    fast = slow[-1] + np.cumsum(rng.exponential(0.1, 30000))  # ... then 10 req/s
+    g = unit_gaps(SimpleNamespace(arrival_s=np.concatenate([slow, fast])), 20000, rng)
+    assert g.mean() == pytest.approx(1.0, abs=0.03) and g.std() / g.mean() == pytest.approx(1.0, abs=0.05)
+    pairs = np.sort(np.concatenate([np.arange(0, 3000.0, 2.0), np.arange(0, 3000.0, 2.0) + 1e-3]))
+    h = unit_gaps(SimpleNamespace(arrival_s=pairs), 1000, rng)
+    assert h.mean() == pytest.approx(1.0, abs=0.01) and h.std() / h.mean() > 0.9
+    assert np.sort(h)[:400].max() < 0.01  # half the gaps are the 1 ms ones
+    few = unit_gaps(SimpleNamespace(arrival_s=np.arange(10.0)), 50, rng)  # too few: exponential
+    assert len(few) == 50
+
+
+def test_fleet_kinds_on_prem_with_cloudburst() -> None:
+    """The on-prem scenario: 2 warm on-prem workers of an 8-GPU node (1 GPU each, $0.6/GPU-h)
+    and room for 6 more, then the cloud's on-demand A100 (cloudburst) without a bound."""
+    from pathlib import Path
+
+    from sim.bench.kinds import fleet_kinds
+    from sim.scenario import load_scenario
+
+    sc = load_scenario(Path(__file__).parents[1] / "scenarios" / "onprem_8xa100_cloudburst.yaml")
+    kinds = fleet_kinds(sc, 1, 60.0)
+    assert [(k.name, k.label, k.initial, k.cap) for k in kinds] == [
+        ("on_prem", "1xA100", 2, 8), ("on_demand", "1xA100", 0, None)]
+    assert kinds[0].price_per_hour_usd == pytest.approx(0.6)
+    assert kinds[1].price_per_hour_usd > kinds[0].price_per_hour_usd

@@ -47,3 +47,36 @@ def test_unknown_suite_and_policy_exit_2(tmp_path: Path, capsys: pytest.CaptureF
     assert "--suite: unknown suite 'nope'" in capsys.readouterr().err
     assert main(["bench", "--policies", "knativ", "--out", str(tmp_path / "y")]) == 2
     assert "unknown policy 'knativ'" in capsys.readouterr().err
+
+
+def test_hindsight_replay_beaten_only_where_need_unmet(smoke: Path) -> None:
+    """The hindsight replay costs at most every policy on every smoke scenario and seed, except
+    a policy that left more of the MILP's SLO-feasible need unmet than the replay did and met
+    the SLO for fewer requests (the MILP's feasibility is stricter than that policy's fleet)."""
+    runs = pd.read_csv(smoke / "runs.csv")
+    assert runs.deficit.between(0, 1).all()
+    for (_scenario, _seed), g in runs.groupby(["scenario", "seed"]):
+        h = g[g.policy == "hindsight"].iloc[0]
+        cheaper = g[(g.policy != "hindsight") & (g.cost_total_usd < h.cost_total_usd)]
+        for r in cheaper.itertuples():
+            assert r.deficit > h.deficit and r.slo_attainment < h.slo_attainment, (r, h)
+
+
+def test_scalegen_tuned_searches_autoscaler_knobs_only() -> None:
+    """The bench's small ``sim tune`` of scalegen leaves the fleet alone (no spot, shape or
+    use_same_gpus knob in the winner) and the tuned row keeps the scenario's SLO pinned."""
+    from sim.bench.tuned import FLEET_KNOBS, slo_pins, tune_scalegen
+    from sim.executor import Runner
+    from sim.scenario import load_scenario
+
+    repo = Path(__file__).resolve().parents[1]
+    sc = load_scenario(repo / "scenarios" / "spike_llama3_8b_a100.yaml", ["workload.duration_s=600"])
+    with Runner(1) as runner:
+        ov = tune_scalegen(sc, 1, runner, 0.9, trials=2, batch=2)
+    assert ov and not set(ov) & set(FLEET_KNOBS)
+    assert all(k.startswith(("deployment.autoscaling_config.", "deployment.initial_worker_config.min_workers"))
+               for k in ov)
+    assert slo_pins(sc) == ["sim.slo.metric=ttft", "sim.slo.threshold_s=2"]
+    tuned = load_scenario(repo / "scenarios" / "spike_llama3_8b_a100.yaml",
+                          [f"{k}={v}" for k, v in ov.items()] + slo_pins(sc))
+    assert tuned.slo_threshold_s() == 2.0 and tuned.slo_metric() == sc.slo_metric()

@@ -190,6 +190,17 @@ def test_deploy_against_sim_deploy_serve(served, scenario, tmp_path, capsys, mon
     assert config["initial_worker_config"]["min_workers"] == 1
     assert config["autoscaling_config"]["time_window_sec"] == 90
 
+    # Nothing to send: an empty body is bad input; a config the deployment already runs is a no-op.
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"autoscaling_config": {}}))
+    assert main(["deploy", "update", inf_id, str(empty)]) == 2
+    assert "the update body sets no field" in capsys.readouterr().err
+    assert main(["deploy", "update", inf_id, str(scenario), "--set",
+                 "deployment.initial_worker_config.min_workers=1", "--set",
+                 "deployment.autoscaling_config.time_window_sec=90"]) == 0
+    captured = capsys.readouterr()
+    assert "no change" in captured.err and "nothing sent" in captured.err and not captured.out
+
     assert main(["deploy", "delete", inf_id]) == 0
     assert "deleted" in capsys.readouterr().out
     assert main(["deploy", "get", inf_id]) == 2

@@ -521,3 +521,23 @@ def test_tune_without_a_winner(tmp_path):
     (tmp_path / "tune.json").write_text("{}")
     with pytest.raises(ConfigError, match="no best.json"):
         load_source(tmp_path)
+
+
+def test_export_out_names_the_folder_and_writes_a_readable_file(tmp_path, capsys):
+    """--out given a folder is one error naming that folder (not the temporary file beside it);
+    a written body gets the mode a plain write would, not a temporary file's 0o600."""
+    import os
+
+    from sim.cli import main
+
+    scen = write_yaml(tmp_path / "s.yaml", scenario_data())
+    for fmt in ("create", "curl"):
+        assert main(["export", str(scen), "--format", fmt, "--out", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert err.strip().endswith(f"cannot write {tmp_path}: is a folder; give a file name")
+    out = tmp_path / "deep" / "body.json"
+    assert main(["export", str(scen), "--out", str(out), "-q"]) == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert json.loads(out.read_text())["name"]

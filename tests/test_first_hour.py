@@ -133,3 +133,25 @@ def test_numbers_read_the_same_in_single_and_replicated_runs(tmp_path, capsys):
         assert re.search(money, text) and re.search(secs, text) and re.search(pct, text), text
     assert re.search(rf"cost per hour\s+{money} ± {money}", replicated)
     assert re.search(rf"E2E latency p95\s+{secs} ± {secs}", replicated)
+
+
+def test_profile_show_warns_of_a_tensor_parallel_size_vllm_refuses(capsys):
+    """3 GPUs do not split Llama-2-13B's 40 heads: the profile is shown with the same warning a
+    scenario gets, listing the sizes that do split them."""
+    from sim.cli import main
+
+    assert main(["profile", "show", "llama-2-13b", "A100", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: 3 GPUs per worker do not divide Llama-2-13B's 40 attention heads" in out
+    assert "(use 1, 2, 4, 8)" in out
+    assert main(["profile", "show", "llama-2-13b", "A100", "2"]) == 0
+    assert "do not divide" not in capsys.readouterr().out
+
+
+def test_engine_with_the_vidur_profile_is_a_warning(capsys):
+    """serving.engine does nothing with serving.profile: vidur; saying it beats a silent no-op."""
+    args = ["validate", "scenarios/quickstart.yaml", "--set", "serving.profile=vidur"]
+    assert main([*args, "--set", "serving.engine=eager-2024"]) == 0
+    assert "serving.engine: eager-2024 is not used with serving.profile: vidur" in capsys.readouterr().err
+    assert main(args) == 0
+    assert "serving.engine" not in capsys.readouterr().err

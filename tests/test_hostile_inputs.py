@@ -181,3 +181,19 @@ def test_set_values_get_the_strict_reading(tmp_path, capsys, value, message):
     path = write_yaml(tmp_path / "s.yaml", small_scenario("o", workers=1, requests=5, mean_s=1))
     line = _one_line_error(*_cli(["validate", str(path), "--set", f"sim={value}"], capsys))
     assert "--set: sim: cannot parse" in line and message in line
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("nan", "expected a finite number, got 'nan'"),
+     ("inf", "expected a finite number, got 'inf'"),
+     ("1e300", "got '1e300', which YAML reads as text: write an exponent with a decimal point"),
+     ("'5'", "got the string '5': write it without quotes")],
+)
+def test_number_like_text_gets_the_right_advice(tmp_path, capsys, value, message):
+    """YAML 1.1 reads 1e300, nan and inf as text: "write it without quotes" would mislead, since
+    the user wrote none; a quoted 5 still gets that advice."""
+    path = write_yaml(tmp_path / "s.yaml", small_scenario("o", workers=1, requests=5, mean_s=1))
+    field = "deployment.autoscaling_config.time_window_sec"
+    line = _one_line_error(*_cli(["validate", str(path), "--set", f"{field}={value}"], capsys))
+    assert message in line, line

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sim import load_scenario, simulate
@@ -56,11 +57,14 @@ def test_request_slots_are_bounded_by_requests_in_the_system():
     wl = build_workload(sc.workload, streams, sc.base_dir)
     policy = build_policy(sc.deployment, sc.autoscaler, source=sc.source)
     seen = []
-    engine = Engine.from_scenario(sc, wl, policy, seed=sc.sim.seed, request_sink=seen.append)
+    engine = Engine.from_scenario(sc, wl, policy, seed=sc.sim.seed,
+                                  request_sink=lambda batch, ids: seen.append((batch, ids)))
     record = engine.run()
     n = len(wl.arrival_s)
     assert record.requests is None
-    assert sum(len(b.arrival_s) for b in seen) == n  # every request handed over exactly once
+    ids = np.concatenate([i for _, i in seen])
+    assert sum(len(b.arrival_s) for b, _ in seen) == len(ids) == n
+    assert np.array_equal(np.sort(ids), np.arange(n))  # every request handed over exactly once
     assert len(engine.reqs.gid) < n / 10
 
 

@@ -11,7 +11,7 @@ from sim.scenario import validate_scenario
 
 SCENARIOS = sorted((Path(__file__).resolve().parents[1] / "scenarios").glob("*.yaml"))
 # Long-horizon scenarios whose first minutes are quiet get a longer slice.
-HORIZON_S = {"servegen_14day_scale_to_zero": 43200.0}
+HORIZON_S = {"servegen_14day_scale_to_zero": 43200.0, "servegen_day_scale_to_zero": 43200.0}
 # Scenarios too long to generate whole in a test (tens of millions of requests): cut the workload.
 WORKLOAD_OVERRIDES = {"fortnight_diurnal_llama3_8b": ["workload.duration_s=1800"]}
 

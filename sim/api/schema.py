@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -64,6 +65,27 @@ __all__ = [
 # --- value types ---------------------------------------------------------------------------------
 
 
+# An exponent YAML 1.1 does not resolve as a float (it wants a "." and a signed exponent).
+_YAML11_TEXT_EXPONENT = re.compile(r"[-+]?[0-9_]+[eE][-+]?[0-9]+|[-+]?[0-9_]*\.[0-9_]*[eE][0-9]+")
+
+
+def _string_problem(value: str, expected: str) -> str:
+    """Why a string is not a number here. A YAML 1.1 reader (ours, like most) reads ``1e300``,
+    ``nan`` and ``inf`` as text, so "write it without quotes" would mislead for those."""
+    try:
+        number = float(value)
+    except ValueError:
+        return f"expected {expected}, got the string {value!r}: write it without quotes"
+    if not math.isfinite(number):
+        return f"expected a finite number, got {value!r} (NaN and infinity are not allowed)"
+    if not _YAML11_TEXT_EXPONENT.fullmatch(value.strip()):
+        return f"expected {expected}, got the string {value!r}: write it without quotes"
+    return (
+        f"expected {expected}, got {value!r}, which YAML reads as text: write an exponent "
+        "with a decimal point and a sign (e.g. 1.0e+3), or the digits in full"
+    )
+
+
 def _reject_bool(value: object) -> object:
     """Refuse booleans and strings for whole-number fields: pydantic would read ``true`` as 1
     and ``"1"`` as 1, but the API's behaviour on them is undocumented, so strict is the safe
@@ -71,7 +93,7 @@ def _reject_bool(value: object) -> object:
     if isinstance(value, bool):
         raise ValueError(f"expected a number, got the boolean {value!r}")
     if isinstance(value, str):
-        raise ValueError(f"expected a whole number, got the string {value!r}: write it without quotes")
+        raise ValueError(_string_problem(value, "a whole number"))
     return value
 
 
@@ -86,7 +108,7 @@ def _to_number(value: object) -> int | float:
             raise ValueError(f"expected a finite number, got {value!r}")
         return value
     if isinstance(value, str):
-        raise ValueError(f"expected a number, got the string {value!r}: write it without quotes")
+        raise ValueError(_string_problem(value, "a number"))
     raise ValueError(f"expected a number, got {type(value).__name__} {value!r}")
 
 

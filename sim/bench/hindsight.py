@@ -1,33 +1,38 @@
 """The hindsight optimum: the cheapest worker schedule that serves a known trace within the SLO.
 
-Knowing every arrival in advance, split the run into buckets of ``bucket_s`` seconds; bucket b
-needs ``need_b`` ready workers, its SLO-feasible demand (:mod:`sim.bench.demand`). Solve, as a
-MILP with HiGHS (``scipy.optimize.milp``), for integers per worker kind k (on-demand, spot) and
-bucket b: y[k,b] workers billed and z[k,b] workers started:
+Knowing every arrival in advance, split the run into buckets of ``bucket_s`` seconds. The
+fleet holds kinds of worker k (:mod:`sim.bench.kinds`: the warm initial fleet's shape, on-prem,
+cloud on-demand, spot), each with its price, cold-start lead l_k buckets and SLO-feasible
+capacity; bucket b needs ``need_b`` ready workers of the reference kind (the on-demand
+scale-up shape), and one worker of kind k counts as ``c[k,b] = need_b / need[k,b]`` of them
+(``need[k,b]``: the bucket's need in kind-k workers alone, :mod:`sim.bench.demand`). Solve, as a
+MILP with HiGHS (``scipy.optimize.milp``), for integers y[k,b] workers billed and z[k,b] workers
+started:
 
     minimise   sum_kb price_k * bucket_h * y[k,b]
-    subject to z[k,b] >= y[k,b] - y[k,b-1]                    (y[k,-1] = the warm initial fleet)
-               sum_k (y[k,b] - sum_{j=b-l+1..b} z[k,j]) + s_b >= need_b  (started workers serve
-                                      after l buckets, the cold-start lead time; s_b >= 0 is a
-                                      shortfall priced at 1000x the dearest worker-hour)
-               y[k,b] >= sum_{j=b-m+1..b} z[k,j]              (minimum billing: m buckets)
-               y[spot,b] <= spot capacity in bucket b         (when a capacity trace is given)
+    subject to z[k,b] >= y[k,b] - y[k,b-1]                  (y[k,-1] = the warm initial fleet)
+               sum_k c[k,b] (y[k,b] - sum_{j=b-l_k+1..b} z[k,j]) + s_b >= need_b
+                                     (a started worker serves after its cold start; s_b >= 0 is
+                                      a shortfall priced at 1000x the dearest worker-hour)
+               y[k,b] >= sum_{j=b-m+1..b} z[k,j]            (minimum billing: m buckets)
+               z[k,b] = 0 for the initial shape when no scale-up gets it (keep or retire only)
+               y[k,b] <= spot capacity in bucket b           (when a capacity trace is given)
+               y[k,b] <= on-prem room                        (on-prem nodes' free GPUs)
                sum_k y[k,b] <= max_workers
 
-The lead time l is the median cold start (provisioning + image pull + weights + engine start)
+l_k is the median cold start of kind k (provisioning + image pull + weights + engine start)
 rounded up to buckets; m is ``fleet.billing_granularity_s`` in buckets (at least 1). Spot
 preemptions by a hazard model are not in the MILP (it knows capacity, not a random clock).
 
 This is the optimum of a bucketed fluid model, not a bound on the simulator: replaying it
-(``policy: hindsight``) shows the latency it really gets. The simple capacity bound,
-:func:`capacity_bound`, is a bound: every request's prefill and decode tokens at the worker's
-fastest per-token cost (full batch), priced at the cheapest worker-hour, least over the
-shapes the deployment's workers take.
-
-The MILP buys workers of the scale-up shape only (on-demand, spot): the warm initial fleet
-counts at t = 0, but when the initial shape is the better buy (a measured A100 profile against
-a scaled one), keeping it is not among the MILP's choices and the replay costs more than a
-policy that never scales (the 70B scenario of the default bench).
+(``policy: hindsight``) shows the latency it really gets. The replay sets the worker count per
+bucket; the engine places each new worker (on-prem first, spot above the on-demand base) and
+drains the dearest first, which is the MILP's choice whenever a kind is both dearer per hour
+and no cheaper per unit of SLO-feasible throughput. Where the engine would place or drain
+otherwise, the replay's fleet differs from the plan (``Schedule.notes`` says so).
+The simple capacity bound, :func:`capacity_bound`, is a bound: every request's prefill and
+decode tokens at the worker's fastest per-token cost (full batch), priced at the cheapest
+worker-hour, least over the shapes the deployment's workers take.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from sim.bench.demand import Demand, bound_cost_usd, bucket_demand, worker_offers
+from sim.bench.kinds import lead_buckets
 
 SHORTFALL_PENALTY = 1000.0  # x the dearest worker-hour, per worker-bucket of unmet need
 
@@ -49,17 +55,20 @@ class Schedule:
     """A solved schedule: billed workers per kind per bucket, and how the solve went."""
 
     bucket_s: float
-    kinds: tuple[str, ...]  # "on_demand" | "spot"
+    kinds: tuple[str, ...]  # kind names (sim.bench.kinds), e.g. "on_demand", "spot"
     prices: tuple[float, ...]  # USD per worker-hour, per kind
     billed: np.ndarray  # (kinds, buckets) int
-    need: np.ndarray  # (buckets,) ready workers needed
-    lead_buckets: int
+    need: np.ndarray  # (buckets,) ready workers needed (reference kind)
+    lead_buckets: int  # of the reference kind
     cost_usd: float
     status: str
     gap: float  # relative MIP gap reported by HiGHS (0 when proven optimal)
     wall_s: float
     shortfall_worker_buckets: float = 0.0  # need no schedule could meet (cold start, max_workers)
     notes: tuple[str, ...] = field(default=())
+    time_limit_s: float = math.nan
+    shapes: tuple[str, ...] = ()  # "<gpus>x<gpu>" per kind
+    lead_buckets_by_kind: tuple[int, ...] = ()
 
     def workers_at(self, t: float) -> int:
         """Workers billed (requested, starting or ready) in the bucket holding ``t``."""
@@ -68,14 +77,73 @@ class Schedule:
 
     def summary(self) -> dict[str, Any]:
         """JSON-able facts of the solve."""
+        hours = (self.billed.sum(axis=1) * self.bucket_s / 3600.0).tolist()
         return {
             "cost_usd": self.cost_usd, "status": self.status, "mip_gap": self.gap,
+            "time_limit_s": self.time_limit_s,
             "wall_s": self.wall_s, "shortfall_worker_buckets": self.shortfall_worker_buckets,
             "bucket_s": self.bucket_s, "lead_buckets": self.lead_buckets,
-            "kinds": list(self.kinds), "prices_per_hour_usd": list(self.prices),
+            "kinds": list(self.kinds), "shapes": list(self.shapes),
+            "prices_per_hour_usd": list(self.prices), "worker_hours_by_kind": hours,
+            "lead_buckets_by_kind": list(self.lead_buckets_by_kind),
             "max_workers": int(self.billed.sum(axis=0).max()) if self.billed.size else 0,
             "notes": list(self.notes),
         }
+
+
+@dataclass(frozen=True)
+class _Model:
+    """The MILP's per-kind data (see the module docstring)."""
+
+    names: tuple[str, ...]
+    shapes: tuple[str, ...]
+    prices: np.ndarray  # (K,)
+    coef: np.ndarray  # (K, B) reference workers per worker of kind k
+    lead: tuple[int, ...]
+    init: tuple[int, ...]
+    buyable: tuple[bool, ...]
+    upper: np.ndarray  # (K, B) most workers of kind k
+
+
+def _model(scenario: Any, dem: Demand, nb: int, bucket_s: float) -> _Model:
+    """Kinds, coefficients, leads and bounds from the demand (or, without kinds, the
+    scale-up shape's on-demand and spot offers, as every coefficient 1)."""
+    cap = float(dem.max_workers)
+    if not dem.kinds or dem.need_by_kind is None:
+        offers = worker_offers(scenario, nb, bucket_s)
+        init = [0] * len(offers)
+        if scenario.sim.start != "cold":
+            init[0] = int(scenario.deployment.initial_worker_config.min_workers)
+        upper = np.full((len(offers), nb), cap)
+        for k, o in enumerate(offers):
+            if o.capacity is not None:
+                upper[k] = np.minimum(upper[k], o.capacity)
+        return _Model(tuple(o.kind for o in offers), tuple("" for _ in offers),
+                      np.array([o.price_per_hour_usd for o in offers]), np.ones((len(offers), nb)),
+                      tuple(lead_buckets(dem.lead_s, bucket_s) for _ in offers), tuple(init),
+                      tuple(True for _ in offers), upper)
+    need_k = np.asarray(dem.need_by_kind, dtype=np.float64)
+    ref = np.asarray(dem.need, dtype=np.float64)
+    coef = np.ones_like(need_k)
+    for k in range(len(dem.kinds)):
+        # Buckets without work constrain nothing; their coefficient is the run's ratio.
+        tot = float(need_k[k].sum())
+        whole = float(ref.sum()) / tot if tot > 0 else 1.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            coef[k] = np.where(need_k[k] > 0, ref / need_k[k], whole)
+    upper = np.full((len(dem.kinds), nb), cap)
+    for k, kind in enumerate(dem.kinds):
+        if kind.capacity is not None:
+            upper[k] = np.minimum(upper[k], kind.capacity[:nb])
+        if kind.cap is not None:
+            upper[k] = np.minimum(upper[k], float(kind.cap))
+        if not kind.buyable:
+            upper[k] = np.minimum(upper[k], float(kind.initial))
+    return _Model(
+        tuple(k.name for k in dem.kinds), tuple(k.label for k in dem.kinds),
+        np.array([k.price_per_hour_usd for k in dem.kinds]), coef,
+        tuple(lead_buckets(x, bucket_s) for x in dem.lead_s_by_kind),
+        tuple(k.initial for k in dem.kinds), tuple(k.buyable for k in dem.kinds), upper)
 
 
 def solve(scenario: Any, workload: Any, *, bucket_s: float = 60.0, time_limit_s: float = 30.0,
@@ -83,25 +151,18 @@ def solve(scenario: Any, workload: Any, *, bucket_s: float = 60.0, time_limit_s:
     """The hindsight-optimal schedule for ``workload`` under ``scenario``'s world.
 
     Need that no schedule can meet (before the first cold start completes, above max_workers)
-    becomes a priced shortfall, reported in ``shortfall_worker_buckets``. Raises RuntimeError
-    when HiGHS returns no solution within the time limit.
+    becomes a priced shortfall, reported in ``shortfall_worker_buckets`` (reference workers).
+    Raises RuntimeError when HiGHS returns no solution within the time limit.
     """
     from scipy.optimize import Bounds, LinearConstraint, milp
-    from scipy.sparse import lil_matrix
+    from scipy.sparse import coo_matrix
 
     dem = demand if demand is not None else bucket_demand(scenario, workload, bucket_s)
-    need = np.ceil(dem.need - 1e-9).astype(np.int64)
+    need = np.maximum(np.asarray(dem.need, dtype=np.float64) - 1e-9, 0.0)
     nb = len(need)
-    offers = worker_offers(scenario, nb, bucket_s)
-    kinds = tuple(o.kind for o in offers)
-    nk = len(kinds)
-    lead = max(math.ceil(dem.lead_s / bucket_s - 1e-9), 0)
+    md = _model(scenario, dem, nb, bucket_s)
+    nk = len(md.names)
     m = max(math.ceil(float(scenario.fleet.billing_granularity_s) / bucket_s - 1e-9), 1)
-    init = [0] * nk
-    init[0] = int(scenario.deployment.initial_worker_config.min_workers)
-    if scenario.sim.start == "cold":
-        init[0] = 0
-
     nv = 2 * nk * nb + nb  # y then z (kind-major), then the shortfall of each bucket
 
     def y(k: int, b: int) -> int:
@@ -113,52 +174,62 @@ def solve(scenario: Any, workload: Any, *, bucket_s: float = 60.0, time_limit_s:
     def short(b: int) -> int:
         return 2 * nk * nb + b
 
-    rows: list[tuple[dict[int, float], float, float]] = []
+    ri: list[int] = []
+    ci: list[int] = []
+    vals: list[float] = []
+    lo: list[float] = []
+    hi: list[float] = []
+
+    def row(entries: dict[int, float], row_lo: float, row_hi: float) -> None:
+        i = len(lo)
+        for j, v in entries.items():
+            ri.append(i)
+            ci.append(j)
+            vals.append(v)
+        lo.append(row_lo)
+        hi.append(row_hi)
+
     for k in range(nk):
         for b in range(nb):
             # z[k,b] - y[k,b] + y[k,b-1] >= 0 (or >= -init at b = 0)
             r = {z(k, b): 1.0, y(k, b): -1.0}
-            first = -float(init[k]) if b == 0 else 0.0
             if b > 0:
                 r[y(k, b - 1)] = 1.0
-            rows.append((r, first, math.inf))
-            # minimum billing: y[k,b] - sum z[k, b-m+1..b] >= 0
-            r = {y(k, b): 1.0}
-            for j in range(max(0, b - m + 1), b + 1):
-                r[z(k, j)] = r.get(z(k, j), 0.0) - 1.0
-            rows.append((r, 0.0, math.inf))
+            row(r, -float(md.init[k]) if b == 0 else 0.0, math.inf)
+            if md.buyable[k]:
+                # minimum billing: y[k,b] - sum z[k, b-m+1..b] >= 0
+                r = {y(k, b): 1.0}
+                for j in range(max(0, b - m + 1), b + 1):
+                    r[z(k, j)] = r.get(z(k, j), 0.0) - 1.0
+                row(r, 0.0, math.inf)
     for b in range(nb):
         r = {short(b): 1.0}
         for k in range(nk):
-            r[y(k, b)] = 1.0
-            for j in range(max(0, b - lead + 1), b + 1):
-                r[z(k, j)] = r.get(z(k, j), 0.0) - 1.0
-        rows.append((r, float(need[b]), math.inf))
-        rows.append(({y(k, b): 1.0 for k in range(nk)}, 0.0, float(dem.max_workers)))
-    a = lil_matrix((len(rows), nv))
-    lo = np.empty(len(rows))
-    hi = np.empty(len(rows))
-    for i, (r, row_lo, row_hi) in enumerate(rows):
-        for j, v in r.items():
-            a[i, j] = v
-        lo[i], hi[i] = row_lo, row_hi
+            cf = float(md.coef[k, b])
+            r[y(k, b)] = cf
+            for j in range(max(0, b - md.lead[k] + 1), b + 1):
+                r[z(k, j)] = r.get(z(k, j), 0.0) - cf
+        row(r, float(need[b]), math.inf)
+        row({y(k, b): 1.0 for k in range(nk)}, 0.0, float(dem.max_workers))
+    a = coo_matrix((vals, (ri, ci)), shape=(len(lo), nv)).tocsr()
     var_hi = np.full(nv, float(dem.max_workers))
     var_hi[2 * nk * nb:] = np.inf
-    for k, o in enumerate(offers):
-        if o.capacity is not None:
-            var_hi[k * nb:(k + 1) * nb] = np.minimum(var_hi[k * nb:(k + 1) * nb], o.capacity)
+    for k in range(nk):
+        var_hi[k * nb:(k + 1) * nb] = md.upper[k]
+        if not md.buyable[k]:
+            var_hi[nk * nb + k * nb: nk * nb + (k + 1) * nb] = 0.0
     bucket_h = bucket_s / 3600.0
     c = np.zeros(nv)
-    for k, o in enumerate(offers):
-        c[k * nb:(k + 1) * nb] = o.price_per_hour_usd * bucket_h
+    for k in range(nk):
+        c[k * nb:(k + 1) * nb] = md.prices[k] * bucket_h
     # Demand no schedule can meet (before the first cold start can finish, or above
     # max_workers) is a shortfall, priced far above any worker so it is used only when forced.
-    c[2 * nk * nb:] = SHORTFALL_PENALTY * max(o.price_per_hour_usd for o in offers) * bucket_h
+    c[2 * nk * nb:] = SHORTFALL_PENALTY * float(md.prices.max()) * bucket_h
     integrality = np.ones(nv)
     integrality[2 * nk * nb:] = 0
     t0 = time.perf_counter()
     res = milp(
-        c, constraints=LinearConstraint(a.tocsr(), lo, hi), integrality=integrality,
+        c, constraints=LinearConstraint(a, np.array(lo), np.array(hi)), integrality=integrality,
         bounds=Bounds(np.zeros(nv), var_hi),
         options={"time_limit": time_limit_s, "mip_rel_gap": mip_rel_gap, "disp": False},
     )
@@ -170,10 +241,13 @@ def solve(scenario: Any, workload: Any, *, bucket_s: float = 60.0, time_limit_s:
     shortfall = float(res.x[2 * nk * nb:].sum())
     gap = float(getattr(res, "mip_gap", 0.0) or 0.0)
     status = "optimal" if res.status == 0 else f"time limit ({res.message})"
+    ref = next((k for k in range(nk) if md.buyable[k]), 0)
     return Schedule(
-        bucket_s=bucket_s, kinds=kinds, prices=tuple(o.price_per_hour_usd for o in offers),
-        billed=billed, need=dem.need, lead_buckets=lead, cost_usd=float(c[: 2 * nk * nb] @ x), status=status,
-        gap=gap, wall_s=wall, shortfall_worker_buckets=shortfall, notes=dem.notes,
+        bucket_s=bucket_s, kinds=md.names, prices=tuple(float(p) for p in md.prices),
+        billed=billed, need=dem.need, lead_buckets=md.lead[ref],
+        cost_usd=float(c[: 2 * nk * nb] @ x), status=status, gap=gap, wall_s=wall,
+        shortfall_worker_buckets=shortfall, notes=dem.notes, time_limit_s=time_limit_s,
+        shapes=md.shapes, lead_buckets_by_kind=md.lead,
     )
 
 

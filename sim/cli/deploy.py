@@ -39,6 +39,16 @@ def _print_message(message: Any) -> None:
     print(json.dumps(message, indent=2) if isinstance(message, dict | list) else message)
 
 
+def _sets_anything(patch: Any) -> bool:
+    """Whether an update body sets a field: empty sections such as ``{"autoscaling_config": {}}``
+    set none, and ``imidiate_scale_down`` (always written, false by default) only says how to
+    apply the other fields."""
+    if isinstance(patch, dict):
+        return any(_sets_anything(value) for key, value in patch.items()
+                   if key != "imidiate_scale_down")
+    return patch is not None
+
+
 def _is_update_body(path: str) -> bool:
     """Whether ``path`` is a JSON/YAML file holding an update body (no ``model``, no ``deployment``)."""
     p = Path(path)
@@ -88,6 +98,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                     raise ConfigError("--current/--partial apply to a config source, not to an "
                                       "update body", source=args.source)
                 patch = parse_update(read_yaml_or_json(args.source), source=args.source).to_request()
+                if not _sets_anything(patch):
+                    raise ConfigError("the update body sets no field: there is nothing to send",
+                                      source=args.source)
             else:
                 new = load_body(args.source, args)
                 if args.current is not None:
@@ -100,6 +113,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                     current = _current_from_server(client, args.inf_id)
                     where = f"GET /sg_inf/{args.inf_id}"
                 patch = update_plan(new, current, where, args).body
+                if not _sets_anything(patch):
+                    print(f"no change: the deployment ({where}) already runs this config; "
+                          "nothing sent", file=sys.stderr)
+                    return 0
             if args.dry_run:
                 request = client.build_request("PUT", id_path(args.inf_id), patch)
                 print(client.describe(request))

@@ -82,14 +82,14 @@ def _emit(text: str, out: str | None, quiet: bool, body: dict[str, Any] | None =
         print(text)
         return
     from sim.api.export import write_body
+    from sim.io import write_text_atomic
 
     path = Path(out)
     with writing(path):
         if body is not None:
             write_body(body, path)
         else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text + "\n", encoding="utf-8")
+            write_text_atomic(text + "\n", path)
     if not quiet:
         print(f"wrote {path}", file=sys.stderr)
 

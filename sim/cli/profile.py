@@ -32,6 +32,11 @@ def cmd_profile_show(args: argparse.Namespace) -> int:
 
     print(error_group_line(profile.model, profile.gpu, profile.gpus,
                            "vidur" if vidur else args.engine))
+    from sim.scenario_checks import tensor_parallel_problem
+
+    problem = tensor_parallel_problem(spec, args.count)
+    if problem:
+        print(f"\nwarning: {problem}")
     if profile.scaled:
         print("\nwarning: no measurement of this GPU (or model) stands behind this profile: it is "
               "scaled (docs/profiles.md); measure your engine and use sim calibrate")

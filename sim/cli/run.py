@@ -88,7 +88,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """``sim run``: simulate a scenario and write summary, tables, report and plots."""
     from sim.cli.trace import trace_options
     from sim.estimate import check_limits, estimate_built, estimate_spec
-    from sim.io import check_result_dir, slugify, write_run
+    from sim.io import atomic_result_dir, check_result_dir, slugify, write_files, write_run
     from sim.rng import Streams
     from sim.run import simulate, workload_span
     from sim.scenario import load_scenario, scenario_from_create_body, validate_scenario
@@ -121,11 +121,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     total = float(scenario.sim.horizon_s or workload_span(workload))
     update, bar = progress_bar(total, not args.quiet, force=args.progress)
     try:
-        result = simulate(scenario, seed, progress=update, workload=workload, limits=limits)
+        if scenario.sim.results == "stream":
+            # The per-request table is written while the run goes, into the staging folder
+            # that becomes ``out`` only when every file is written.
+            with atomic_result_dir(out, seed=seed) as stage:
+                result = simulate(scenario, seed, progress=update, workload=workload,
+                                  limits=limits, requests_path=stage / "requests.parquet")
+                write_files(result, stage, report=not args.no_report)
+        else:
+            result = simulate(scenario, seed, progress=update, workload=workload, limits=limits)
     finally:
         if bar is not None:
             bar.close()
-    write_run(result, out, report=not args.no_report)
+    if scenario.sim.results != "stream":
+        write_run(result, out, report=not args.no_report)
     if not args.quiet:
         print_warnings(checks, result.summary.get("warnings") or [])
         print(headline(result.summary))

@@ -7,7 +7,7 @@ is freed. So the hot path indexes lists (DESIGN §7: no per-request objects, no 
 while memory grows with the requests waiting or running, whatever the trace's length.
 
 Arrivals are read from the workload's numpy columns a block at a time. Resolved requests
-leave in batches (:data:`FLUSH`): with ``sink`` set (``sim.results: summary``) each batch
+leave in batches (:data:`FLUSH`): with ``sink`` set (``sim.results: summary|stream``) each batch
 goes to the sink as :class:`RequestColumns` and nothing per request is kept; without it
 (``full``) the batch is scattered into preallocated typed columns indexed by request id,
 which :meth:`RequestState.columns` returns at the end.
@@ -33,7 +33,8 @@ BLOCK = 1 << 16
 #: Resolved requests buffered before they are moved out (to the sink or the columns).
 FLUSH = 1 << 16
 
-Sink = Callable[[RequestColumns], None]
+#: Where resolved requests go in summary and stream modes: (columns, arrival-order indices).
+Sink = Callable[[RequestColumns, np.ndarray], None]
 
 
 class RequestState:
@@ -228,7 +229,8 @@ class RequestState:
                 RequestColumns(
                     arrival_s=self.arrival_s[gid], prompt_tokens=self.prompt_s[gid],
                     output_tokens=self.output_s[gid], **moved,
-                )
+                ),
+                gid,
             )
 
     def columns(self, arrived: int) -> RequestColumns | None:

@@ -149,7 +149,9 @@ def _select_requests(req: RequestColumns, idx: np.ndarray) -> RequestColumns:
     return RequestColumns(**{f.name: getattr(req, f.name)[idx] for f in fields(RequestColumns)})
 
 
-def _requests_frame(req: RequestColumns, request_id: np.ndarray) -> pd.DataFrame:
+def requests_frame(req: RequestColumns, request_id: np.ndarray) -> pd.DataFrame:
+    """The per-request table (:data:`REQUEST_COLUMNS`, one row per request of ``req``);
+    ``request_id`` is each row's index in arrival order."""
     a = req.arrival_s
     completed = req.status == COMPLETED
     # E2E only for completed requests: a failed request's completion_s is its failure time,
@@ -179,10 +181,10 @@ def _requests_frame(req: RequestColumns, request_id: np.ndarray) -> pd.DataFrame
     )
 
 
-def _empty_requests_frame() -> pd.DataFrame:
+def empty_requests_frame() -> pd.DataFrame:
     """The requests frame of a summary-only run: the columns, no rows."""
     empty = np.zeros(0)
-    return _requests_frame(RequestColumns.empty(empty, empty, empty), np.arange(0))
+    return requests_frame(RequestColumns.empty(empty, empty, empty), np.arange(0))
 
 
 def _worker_billing(
@@ -288,8 +290,13 @@ def build_result(
     scenario_dict: Mapping[str, Any] | None = None,
     billing_granularity_s: float = 1.0,
     request_tally: RequestTally | None = None,
+    results_mode: str | None = None,
 ) -> Result:
-    """Build the summary and DataFrames of one run from the engine's record (DESIGN §3.3, §6)."""
+    """Build the summary and DataFrames of one run from the engine's record (DESIGN §3.3, §6).
+
+    ``results_mode`` is what ``summary["sim"]["results"]`` reports (default: ``full`` when the
+    record has request columns, else ``summary``; ``stream`` when the table went to a file).
+    """
     metric = canonical_slo_metric(slo_metric)
     horizon = float(record.horizon_s)
     warnings = [str(w) for w in record.warnings]
@@ -424,7 +431,7 @@ def build_result(
             "wall_s": wall,
             "events": int(record.events),
             "requests_per_wall_s": tally.arrived / wall if wall > 0 else None,
-            "results": "full" if req is not None else "summary",
+            "results": results_mode or ("full" if req is not None else "summary"),
         },
         "warnings": warnings,
         "scenario": to_jsonable(mask_secrets(scenario_dict or {})),
@@ -435,7 +442,7 @@ def build_result(
     return Result(
         summary=summary,
         requests=(
-            _requests_frame(req, request_id) if req is not None else _empty_requests_frame()
+            requests_frame(req, request_id) if req is not None else empty_requests_frame()
         ),
         workers=billed_workers,
         decisions=_decisions_frame(record.decisions),

@@ -53,8 +53,11 @@ class RequestTally:
         self.reasons = np.zeros(len(FAIL_REASONS), dtype=np.int64)
         self.e2e, self.ttft, self.queue, self.tpot = (StreamStat(exact) for _ in range(4))
 
-    def add(self, req: RequestColumns) -> None:
-        """Tally a batch of requests (completed, failed or still in flight at the horizon)."""
+    def add(self, req: RequestColumns, request_id: np.ndarray | None = None) -> None:
+        """Tally a batch of requests (completed, failed or still in flight at the horizon).
+
+        ``request_id`` (the requests' arrival-order indices, as the engine's sink passes them)
+        is not needed for the figures."""
         status = req.status
         completed = status == COMPLETED
         failed = status == FAILED

@@ -26,7 +26,31 @@ class OracleParams:
     bucket_s: float = knob(60.0, "time bucket of the demand and of the schedule (s)", gt=0)
     utilisation: float | None = knob(
         None, "SLO-feasible share of full-batch throughput (null = measured by bisection)", gt=0)
+    utilisation_by_shape: str = knob(
+        "", "u* per worker shape, as '<gpus>x<gpu>=u,...' (overrides utilisation for those "
+        "shapes; a shape named by neither is measured)")
     time_limit_s: float = knob(30.0, "hindsight: HiGHS time limit (s)", gt=0)
+
+
+def parse_shape_utilisations(text: str) -> dict[str, float]:
+    """``'4xA100-80GB=0.9,8xA100=1.02'`` as a mapping; ConfigError naming the field and the
+    bad item."""
+    from sim.errors import ConfigError
+
+    out: dict[str, float] = {}
+    for item in (x.strip() for x in text.split(",")):
+        if not item:
+            continue
+        label, eq, value = item.partition("=")
+        try:
+            u = float(value) if eq else math.nan
+        except ValueError:
+            u = math.nan
+        if not label.strip() or not (math.isfinite(u) and u > 0):
+            raise ConfigError(f"expected '<gpus>x<gpu>=<number > 0>', got {item!r}",
+                              field="autoscaler.params.utilisation_by_shape")
+        out[label.strip()] = u
+    return out
 
 
 class _Oracle:
@@ -42,7 +66,7 @@ class _Oracle:
     @classmethod
     def check_params(cls, params: Mapping[str, Any], autoscaler: Any = None) -> None:
         """Validate ``autoscaler.params`` against :class:`OracleParams`."""
-        parse_params(cls.name, OracleParams, params)
+        parse_shape_utilisations(parse_params(cls.name, OracleParams, params).utilisation_by_shape)
 
     @classmethod
     def from_scenario(cls, deployment: Any, autoscaler: Any) -> Any:
@@ -53,7 +77,8 @@ class _Oracle:
         """Per-bucket SLO-feasible need of ready workers."""
         from sim.bench.demand import bucket_demand
 
-        return bucket_demand(scenario, workload, self.p.bucket_s, utilisation=self.p.utilisation)
+        return bucket_demand(scenario, workload, self.p.bucket_s, utilisation=self.p.utilisation,
+                             utilisations=parse_shape_utilisations(self.p.utilisation_by_shape))
 
     def on_update(self, deployment: Any, time_s: float, immediate: bool) -> None:
         """The plan was made for the whole run: updates do not change it."""

@@ -122,8 +122,8 @@ def plot_latency_cdf(result: Result, path: Path) -> Path:
     req = result.requests
     warmup = float(result.summary["sim"]["warmup_s"])
     done = (req["status"] == "completed").to_numpy() & (req["arrival_s"].to_numpy() >= warmup)
-    # sim.results: summary keeps no per-request table: draw the summary's percentiles instead.
-    from_summary = result.summary["sim"].get("results") == "summary"
+    # sim.results: summary|stream keep no per-request table: draw the summary's percentiles.
+    from_summary = result.summary["sim"].get("results") in ("summary", "stream")
     drawn = False
     for col, label, color, key in (
         ("e2e_s", "end-to-end (E2E)", _E2E_COLOR, "latency_e2e_s"),

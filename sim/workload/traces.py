@@ -9,17 +9,14 @@ finds the first bad row and its line number.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
@@ -28,11 +25,30 @@ import pyarrow.parquet as pq
 
 from sim.errors import TraceError
 from sim.registry import Registry
+from sim.workload.trace_chunks import csv_column_types, read_chunked
+from sim.workload.trace_columns import (
+    _UNIT_SECONDS,
+    _assemble,
+    _BadValue,
+    _no_nulls,
+    _numeric_text,
+    _to_time,
+    _to_tokens,
+)
+from sim.workload.trace_files import (
+    ROLES,
+    Container,
+    _container_of,
+    _existing,
+    _first_undecodable_line,
+    _header,
+    _missing,
+    _numbered_lines,
+    _resolve_columns,
+    _stream,
+)
 from sim.workload.workload import Workload
 
-Container = Literal["csv", "jsonl", "parquet"]
-ROLES = ("arrival", "prompt", "output")
-_UNIT_SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 # Epoch time stamps (2001-2286) by unit: seconds ~1e9, milliseconds ~1e12, and so on. A
 # numeric arrival column at or above EPOCH_MS_MIN read as seconds would start >3,000 years
 # after 1970, so it is (almost surely) epoch time in a finer unit.
@@ -40,7 +56,6 @@ EPOCH_MS_MIN = 1e11
 _EPOCH_UNITS = (
     (1e14, "ms", "milliseconds"), (1e17, "us", "microseconds"), (math.inf, "ns", "nanoseconds")
 )
-_COMPRESSED = {".gz", ".bz2", ".zst", ".lz4"}
 
 
 @dataclass(frozen=True)
@@ -364,20 +379,14 @@ def detect_format(path: str | Path) -> TraceFormat:
 # --- reading --------------------------------------------------------------------------------------
 
 
-class _BadValue(Exception):
-    """Internal: the value at ``index`` (0-based data row) of a column is invalid."""
-
-    def __init__(self, index: int, message: str) -> None:
-        super().__init__(message)
-        self.index = index
-        self.message = message
-
-
 class _Reader:
     """Reads the columns of one file, fast path first, and turns bad rows into TraceErrors."""
 
     # Block size of the slow (diagnosing) CSV pass; small enough to bound its memory.
     lenient_block_bytes = 8 << 20
+    # Files at least this large (on disk) are read batch by batch (sim/workload/trace_chunks.py):
+    # below it, the whole-file read is as fast and its extra memory does not matter.
+    chunked_min_bytes = 32 << 20
 
     def __init__(
         self, path: Path, fmt: TraceFormat, filters: Mapping[str, str | Sequence[str]] | None = None
@@ -394,6 +403,15 @@ class _Reader:
     def read(self, names: dict[str, str], unit: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Arrival times (seconds, or int64 ns for datetimes) and prompt/output token counts."""
         cols = [names[r] for r in ROLES if r in names]
+        if (
+            self.fmt.container in ("csv", "parquet")
+            and not self.filters
+            and self.path.stat().st_size >= self.chunked_min_bytes
+        ):
+            self._check_header(cols)
+            arrays = read_chunked(self, names, unit)
+            if arrays is not None:
+                return arrays
         table = self._table(cols, unit)
 
         def convert() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -426,11 +444,7 @@ class _Reader:
         container = self.fmt.container
         wanted = list(dict.fromkeys(cols + list(self.filters)))
         if container != "jsonl":
-            # Checked up front: arrow's own error for an absent column does not list the others.
-            header = _header(self.path, container)
-            absent = [c for c in wanted if c not in header]
-            if absent:
-                raise _missing(self.path, header, absent)
+            self._check_header(wanted)
         try:
             if container == "csv":
                 table = self._csv_fast(cols, unit)
@@ -452,6 +466,13 @@ class _Reader:
             table = self._apply_filters(table)
         return table.select(cols)
 
+    def _check_header(self, wanted: list[str]) -> None:
+        # Checked up front: arrow's own error for an absent column does not list the others.
+        header = _header(self.path, self.fmt.container)
+        absent = [c for c in wanted if c not in header]
+        if absent:
+            raise _missing(self.path, header, absent)
+
     def _apply_filters(self, table: pa.Table) -> pa.Table:
         mask = np.ones(table.num_rows, dtype=bool)
         for col, values in self.filters.items():
@@ -467,13 +488,7 @@ class _Reader:
 
     def _csv_fast(self, cols: list[str], unit: str | None) -> pa.Table:
         # Declared types let arrow parse in parallel without inference; a failure falls back.
-        types: dict[str, pa.DataType] = {c: pa.int64() for c in cols}
-        if unit == "datetime":
-            types[cols[0]] = pa.timestamp("ns")
-        elif unit is not None:
-            types[cols[0]] = pa.float64()
-        for col in self.filters:
-            types.setdefault(col, pa.string())
+        types = csv_column_types(cols, unit, list(self.filters))
         convert = pa_csv.ConvertOptions(
             include_columns=list(dict.fromkeys(cols + list(self.filters))), column_types=types
         )
@@ -586,300 +601,3 @@ def _as_text(value: Any) -> str | None:
     if value is None:
         return None
     return value if isinstance(value, str) else json.dumps(value)
-
-
-# --- conversion (vectorised; the index of a bad value is looked up only on failure) ----------------
-
-
-#: Most tokens one request may have (prompt or output): 100x the longest context of any
-#: model we know of (10M); larger counts are data errors, and beyond 2**63 they would wrap.
-MAX_TOKENS = 1_000_000_000
-
-
-def _to_tokens(col: pa.ChunkedArray, name: str) -> np.ndarray:
-    """An int64 array of whole token counts in [0, MAX_TOKENS], or _BadValue at the first bad row."""
-    _no_nulls(col, name)
-    t = col.type
-    if pa.types.is_unsigned_integer(t):
-        wide = col.to_numpy()
-        big = wide > MAX_TOKENS
-        if big.any():
-            i = int(np.argmax(big))
-            raise _BadValue(i, f"column {name!r}: token count {wide[i]} is above {MAX_TOKENS:,}")
-        arr = wide.astype(np.int64)
-    elif pa.types.is_integer(t):
-        arr = col.to_numpy().astype(np.int64, copy=False)
-    else:
-        if pa.types.is_floating(t) or pa.types.is_boolean(t):
-            values = col.to_numpy().astype(np.float64, copy=False)
-        else:
-            values = _numeric_text(col, name)
-        bad = ~np.isfinite(values) | (values != np.floor(values))
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise _BadValue(
-                i, f"column {name!r}: token count must be a whole number, got {_raw(col, i)}"
-            )
-        big = values > MAX_TOKENS  # before the cast: beyond 2**63 it would wrap negative
-        if big.any():
-            i = int(np.argmax(big))
-            raise _BadValue(
-                i, f"column {name!r}: token count {_raw(col, i)} is above {MAX_TOKENS:,}"
-            )
-        arr = values.astype(np.int64)
-    neg = arr < 0
-    if neg.any():
-        i = int(np.argmax(neg))
-        raise _BadValue(i, f"column {name!r}: negative token count {arr[i]}")
-    big = arr > MAX_TOKENS
-    if big.any():
-        i = int(np.argmax(big))
-        raise _BadValue(i, f"column {name!r}: token count {arr[i]} is above {MAX_TOKENS:,}")
-    return arr
-
-
-def _to_time(col: pa.ChunkedArray, unit: str, name: str) -> np.ndarray:
-    """Arrival times: float64 seconds for numeric units, int64 ns since the epoch for datetimes."""
-    _no_nulls(col, name)
-    t = col.type
-    if unit == "datetime":
-        if pa.types.is_timestamp(t):
-            return _timestamp_ns(col)
-        if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
-            raise _BadValue(
-                0, f"column {name!r}: time_unit datetime expects date-time text, got {t}"
-            )
-        text = col.to_numpy(zero_copy_only=False)
-        # format="ISO8601" also accepts zone offsets; they are normalised to UTC.
-        parsed = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
-        bad = np.asarray(parsed.isna())
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise _BadValue(i, f"column {name!r}: unparseable timestamp {_raw(col, i)}")
-        # Nanoseconds since 1970 in int64 reach only 1677-2262: later dates are data errors.
-        lo, hi = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
-        out = np.asarray((parsed < lo) | (parsed > hi))
-        if out.any():
-            i = int(np.argmax(out))
-            raise _BadValue(i, f"column {name!r}: timestamp {_raw(col, i)} is outside 1677-2262")
-        return np.asarray(parsed.tz_convert(None).as_unit("ns").asi8, dtype=np.int64)
-    if pa.types.is_timestamp(t):
-        raise _BadValue(0, f"column {name!r} holds date-times; use time_unit: datetime")
-    if pa.types.is_integer(t) or pa.types.is_floating(t):
-        values = col.to_numpy().astype(np.float64, copy=False)
-    else:
-        values = _numeric_text(col, name)
-    bad = ~np.isfinite(values) | (values < 0)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise _BadValue(
-            i, f"column {name!r}: arrival time must be a finite number >= 0, got {_raw(col, i)}"
-        )
-    return values * _UNIT_SECONDS[unit]
-
-
-def _timestamp_ns(col: pa.ChunkedArray) -> np.ndarray:
-    scale = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}[col.type.unit]
-    ints = col.cast(pa.int64()).to_numpy().astype(np.int64, copy=False)
-    return ints * scale if scale != 1 else ints
-
-
-def _numeric_text(col: pa.ChunkedArray, name: str) -> np.ndarray:
-    text = col.to_numpy(zero_copy_only=False)
-    values = np.asarray(pd.to_numeric(text, errors="coerce"), dtype=np.float64)
-    bad = np.isnan(values)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise _BadValue(i, f"column {name!r}: not a number: {_raw(col, i)}")
-    return values
-
-
-def _no_nulls(col: pa.ChunkedArray, name: str) -> None:
-    if col.null_count:
-        i = int(np.argmax(col.is_null().to_numpy(zero_copy_only=False)))
-        raise _BadValue(i, f"column {name!r}: missing value")
-
-
-def _raw(col: pa.ChunkedArray, i: int) -> str:
-    return repr(col[i].as_py())
-
-
-# --- assembly -------------------------------------------------------------------------------------
-
-
-def _assemble(
-    path: Path,
-    arrival: np.ndarray,
-    prompt: np.ndarray,
-    output: np.ndarray,
-    warnings: list[str],
-) -> Workload:
-    if arrival.dtype == np.int64:
-        # Integer nanoseconds: subtract before converting so float rounding stays sub-microsecond.
-        t = (arrival - arrival.min()).astype(np.float64) * 1e-9
-    else:
-        t = arrival - arrival.min()
-    late = t[1:] < t[:-1]
-    if late.any():
-        # Out of order: rows earlier than some row before them (the running maximum).
-        n_late = int(np.count_nonzero(t[1:] < np.maximum.accumulate(t)[:-1]))
-        order = np.argsort(t, kind="stable")
-        t, prompt, output = t[order], prompt[order], output[order]
-        warnings.append(f"{path.name}: {n_late} out-of-order rows were sorted by arrival time")
-    zero = prompt < 1
-    if zero.any():
-        # A request always carries at least one prompt token (the engine needs a prefill).
-        n_zero = int(np.count_nonzero(zero))
-        prompt = np.maximum(prompt, 1)
-        warnings.append(f"{path.name}: {n_zero} requests with 0 prompt tokens were counted as 1")
-    wl = Workload(
-        arrival_s=np.ascontiguousarray(t, dtype=np.float64),
-        prompt_tokens=np.ascontiguousarray(prompt, dtype=np.int64),
-        output_tokens=np.ascontiguousarray(output, dtype=np.int64),
-        source=str(path),
-        warnings=tuple(warnings),
-    )
-    return wl.check()
-
-
-# --- files, headers and columns -------------------------------------------------------------------
-
-
-#: First bytes of compressed files, to catch one whose name hides the compression.
-_MAGIC = {b"\x1f\x8b": ".gz", b"BZh": ".bz2", b"\x28\xb5\x2f\xfd": ".zst", b"\x04\x22\x4d\x18": ".lz4"}
-
-
-def _existing(path: str | Path) -> Path:
-    p = Path(path)
-    if "\x00" in str(p):
-        raise TraceError("a file name cannot contain a NUL character", path=repr(str(p)))
-    if p.is_dir():
-        raise TraceError("is a folder, expected a trace file", path=str(p))
-    if not p.is_file():
-        raise TraceError("file not found", path=str(p))
-    suffix = p.suffix.lower()
-    if suffix not in _COMPRESSED:
-        with p.open("rb") as fh:
-            head = fh.read(4)
-        for magic, ext in _MAGIC.items():
-            if head.startswith(magic):
-                raise TraceError(
-                    f"is {ext[1:]}-compressed but its name does not say so: rename it to "
-                    f"{p.name}{ext} (compression is detected from the extension)", path=str(p)
-                )
-    return p
-
-
-def _first_undecodable_line(path: Path) -> int | None:
-    """1-based number of the first line that is not valid UTF-8, or None."""
-    with _stream(path) as raw:
-        lineno = 0
-        rest = b""
-        while chunk := raw.read(1 << 20):
-            lines = (rest + chunk).split(b"\n")
-            rest = lines.pop()
-            for line in lines:
-                lineno += 1
-                try:
-                    line.decode("utf-8")
-                except UnicodeDecodeError:
-                    return lineno
-        try:
-            rest.decode("utf-8")
-        except UnicodeDecodeError:
-            return lineno + 1
-    return None
-
-
-def _stream(path: Path) -> Any:
-    return pa.input_stream(str(path), compression="detect")
-
-
-def _container_of(path: Path) -> Container:
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] in _COMPRESSED:
-        suffixes = suffixes[:-1]
-    ext = suffixes[-1] if suffixes else ""
-    if ext in (".csv", ".txt"):
-        return "csv"
-    if ext in (".jsonl", ".ndjson", ".json"):
-        return "jsonl"
-    if ext in (".parquet", ".pq"):
-        return "parquet"
-    # No telling extension: sniff the first bytes.
-    with _stream(path) as f:
-        head = f.read(4)
-    if head == b"PAR1":
-        return "parquet"
-    return "jsonl" if head.lstrip()[:1] == b"{" else "csv"
-
-
-def _numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(1-based line number, text) of every non-blank line."""
-    with _stream(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="replace") as f:
-        for lineno, line in enumerate(f, start=1):
-            if line.strip():
-                yield lineno, line
-
-
-def _header(path: Path, container: Container) -> list[str]:
-    """Column names: the CSV header, the keys of the first JSON record, or the Parquet schema."""
-    if container == "parquet":
-        try:
-            return list(pq.read_schema(path).names)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise TraceError(f"not a readable Parquet file: {exc}", path=str(path)) from None
-    first = next(_numbered_lines(path), None)
-    if first is None:
-        raise TraceError("empty file", path=str(path))
-    lineno, text = first
-    if container == "csv":
-        # A UTF-8 byte-order mark (spreadsheet exports) is not part of the first name.
-        return [c.strip() for c in next(csv.reader([text.lstrip("\ufeff")]))]
-    try:
-        rec = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise TraceError(f"invalid JSON: {err.msg}", path=str(path), line=lineno) from None
-    if not isinstance(rec, dict):
-        raise TraceError("expected a JSON object per line", path=str(path), line=lineno)
-    return list(rec)
-
-
-def _resolve_columns(
-    path: Path,
-    fmt: TraceFormat,
-    columns: Mapping[str, str | None] | None,
-    roles: tuple[str, ...] = ROLES,
-) -> dict[str, str]:
-    """Map each role to a column present in the file, or raise listing found vs expected."""
-    columns = dict(columns or {})
-    unknown = set(columns) - set(ROLES)
-    if unknown:
-        raise TraceError(
-            f"unknown column role(s) {sorted(unknown)}; expected {', '.join(ROLES)}", path=str(path)
-        )
-    header = _header(path, fmt.container)
-    found: dict[str, str] = {}
-    expected: list[str] = []
-    for role in roles:
-        wanted = columns.get(role)
-        options = (wanted,) if wanted else fmt.candidates(role)
-        hit = next((c for c in options if c in header), None)
-        if hit is None:
-            expected.append(f"{role}: {' or '.join(options)}")
-        else:
-            found[role] = hit
-    if expected:
-        raise TraceError(
-            f"missing columns for format {fmt.name!r}; expected {'; '.join(expected)}; "
-            f"columns found: {', '.join(header) or '(none)'}",
-            path=str(path),
-        )
-    return found
-
-
-def _missing(path: Path, found: list[str], missing: list[str]) -> TraceError:
-    return TraceError(
-        f"missing columns {', '.join(missing)}; columns found: {', '.join(found) or '(none)'}",
-        path=str(path),
-    )
