@@ -2,6 +2,7 @@
 sim.estimate.BYTES_PER_REQUEST and BYTES_PER_TICK.
 
     python benchmarks/bench_memory.py 100000 1000000
+    python benchmarks/bench_memory.py --summary 1000000 4000000
     python benchmarks/bench_memory.py --ticks 1000000 2000000
 
 Runs each size in a fresh process (peak RSS only grows) and prints the peak resident growth
@@ -23,7 +24,8 @@ sc = sim.scenario_from_dict({"name": "m", "deployment": {"name": "m",
     "model": "meta-llama/Meta-Llama-3-8B", "initial_worker_config": {"min_workers": 8,
     "initial_workers_gpu": "A100", "initial_workers_gpu_num": 1}},
     "workload": {"kind": "poisson", "rate_per_s": 20, "requests": n, "prompt_tokens": 500,
-                 "output_tokens": 100}, "autoscaler": {"policy": "fixed"}})
+                 "output_tokens": 100}, "autoscaler": {"policy": "fixed"},
+    "sim": {"results": sys.argv[2]}})
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 sim.simulate(sc, limits=None)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -50,16 +52,20 @@ print((peak - base) * 1024 / n)
 """
 
 
-def main(sizes: list[int], *, ticks: bool = False) -> None:
+def main(sizes: list[int], *, ticks: bool = False, results: str = "full") -> None:
     what = "tick" if ticks else "request"
     for n in sizes:
-        out = subprocess.run([sys.executable, "-c", _TICKS if ticks else _ONE, str(n)],
-                             capture_output=True, text=True, check=True).stdout.strip()
-        print(f"{n:>12,} {what}s: {float(out):,.0f} bytes of peak RSS per {what}")
+        args = [sys.executable, "-c", _TICKS, str(n)] if ticks else \
+            [sys.executable, "-c", _ONE, str(n), results]
+        out = subprocess.run(args, capture_output=True, text=True, check=True).stdout.strip()
+        print(f"{n:>12,} {what}s: {float(out):,.0f} bytes of peak RSS per {what}"
+              + ("" if ticks else f" (sim.results: {results})"))
 
 
 if __name__ == "__main__":
     args = sys.argv[1:]
     per_tick = "--ticks" in args
-    sizes = [int(a) for a in args if a != "--ticks"]
-    main(sizes or ([1_000_000, 2_000_000] if per_tick else [100_000, 1_000_000]), ticks=per_tick)
+    results = "summary" if "--summary" in args else "full"
+    sizes = [int(a) for a in args if not a.startswith("--")]
+    main(sizes or ([1_000_000, 2_000_000] if per_tick else [100_000, 1_000_000]),
+         ticks=per_tick, results=results)

@@ -22,6 +22,9 @@ from sim.errors import LimitError
 #: Peak resident bytes per simulated request: engine state, record columns and the result
 #: DataFrames (measured 576 B at 100k and 470 B at 1M requests; rounded up).
 BYTES_PER_REQUEST = 700
+#: The same with ``sim.results: summary`` (no per-request table: the workload's columns and
+#: the engine's slots for requests in the system; measured 62 B at 1M requests).
+BYTES_PER_REQUEST_SUMMARY = 80
 #: Bytes per control-loop tick that keeps a row in the queue samples: engine lists and the
 #: result table (measured 196 B at 1M and 187 B at 2M ticks with ``benchmarks/
 #: bench_memory.py --ticks``; rounded up). Timeline and decision rows come with actions.
@@ -89,8 +92,10 @@ class Estimate:
                 f"up to {self.workers:,} workers, ~{human_bytes(self.bytes)} of memory")
 
 
-def _memory(requests: float, rows: float, workers: int) -> float:
-    return BASE_BYTES + requests * BYTES_PER_REQUEST + rows * BYTES_PER_TICK + workers * BYTES_PER_WORKER
+def _memory(scenario: Any, requests: float, rows: float, workers: int) -> float:
+    summary = getattr(getattr(scenario, "sim", None), "results", "full") == "summary"
+    per_request = BYTES_PER_REQUEST_SUMMARY if summary else BYTES_PER_REQUEST
+    return BASE_BYTES + requests * per_request + rows * BYTES_PER_TICK + workers * BYTES_PER_WORKER
 
 
 def tick_rows(scenario: Any, ticks: float, requests: float) -> float:
@@ -182,7 +187,7 @@ def estimate_spec(scenario: Any) -> Estimate | None:
     span = _span(scenario, float(duration) if duration is not None else None)
     ticks = span / float(scenario.autoscaler.decision_interval_s) if span is not None else 0.0
     workers = _peak_workers(scenario)
-    return Estimate(n, ticks, workers, _memory(n, tick_rows(scenario, ticks, n), workers))
+    return Estimate(n, ticks, workers, _memory(scenario, n, tick_rows(scenario, ticks, n), workers))
 
 
 def estimate_built(scenario: Any, n_requests: int, arrival_span_s: float) -> Estimate:
@@ -191,7 +196,7 @@ def estimate_built(scenario: Any, n_requests: int, arrival_span_s: float) -> Est
     ticks = span / float(scenario.autoscaler.decision_interval_s)
     workers = _peak_workers(scenario)
     rows = tick_rows(scenario, ticks, float(n_requests))
-    return Estimate(float(n_requests), ticks, workers, _memory(n_requests, rows, workers))
+    return Estimate(float(n_requests), ticks, workers, _memory(scenario, n_requests, rows, workers))
 
 
 def check_limits(est: Estimate | None, limits: Limits | None = None) -> None:

@@ -99,3 +99,20 @@ def test_progress_forced_when_piped(tmp_path, capsys):
     assert "simulating" not in err
     _, _, err = _cli(["run", str(path), "--out", str(tmp_path / "b"), "--progress"], capsys)
     assert "simulating" in err and "sim-s" in err
+
+
+def test_summary_results_are_estimated_without_the_request_table():
+    """sim.results: summary keeps no per-request table: the fortnight (60M requests) is
+    estimated at a few GB, not the ~40 GB of a full table, so only --max-requests stops it."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scenarios" / "fortnight_diurnal_llama3_8b.yaml"
+    full = estimate_spec(sim.load_scenario(path))
+    summary = estimate_spec(sim.load_scenario(path, overrides=["sim.results=summary"]))
+    assert full is not None and summary is not None
+    assert summary.requests == full.requests > 6e7
+    assert full.bytes > 30 * 2**30
+    assert summary.bytes < 6 * 2**30
+    with pytest.raises(LimitError, match="--max-requests"):
+        sim.estimate.check_limits(summary)
+    sim.estimate.check_limits(summary, Limits(max_requests=70_000_000, max_memory_bytes=8 * 2**30))
