@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from sim.engine import gateway, pool
 from sim.engine.gateway import LeastLoaded
 
@@ -33,16 +35,21 @@ def test_ready_state_matches_the_pool() -> None:
     assert gateway._READY == pool.READY
 
 
-def test_heap_matches_scan_under_random_churn() -> None:
-    """Workers join, leave (drain), take and finish requests in random order; after every
-    step the heap's pick is the scan's (smallest load, first to become ready among equals)."""
+@pytest.mark.parametrize("scan_max", [0, 6, 24])
+def test_heap_matches_scan_under_random_churn(scan_max: int) -> None:
+    """Workers join, leave (drain), take and finish requests in random order, the fleet
+    crossing ``scan_max`` both ways; after every step the pick is the scan's (smallest load,
+    first to become ready among equals)."""
     rng = random.Random(7)
     ready: list[_W] = []
-    least = LeastLoaded(ready)
+    least = LeastLoaded(ready, scan_max=scan_max)
+    sizes = set()
     nxt = 0
-    for _ in range(20_000):
+    for step in range(20_000):
         r = rng.random()
-        if r < 0.05 or not ready:
+        touched = False
+        grow = 0.05 if (step // 2000) % 2 == 0 else 0.02  # grow, then shrink, in phases
+        if r < grow or not ready:
             w = _W(nxt)
             nxt += 1
             ready.append(w)
@@ -54,11 +61,17 @@ def test_heap_matches_scan_under_random_churn() -> None:
             w = least.best()
             assert w is not None
             w.service.load += 1  # accept
-            least.touch(w)
+            if least.on:
+                least.touch(w)
+                touched = True
         else:
             w = rng.choice(ready)
             if w.service.load:
                 w.service.load -= rng.randint(1, w.service.load)  # an iteration finishes
-                least.touch(w)
+                if least.on:
+                    least.touch(w)
         assert least.best() is _scan(ready)
-        assert len(least.heap) <= 2 * len(ready) + 65
+        if touched:  # stale entries are compacted on touch once they outnumber live ones
+            assert len(least.heap) <= 2 * len(ready) + 65
+        sizes.add(len(ready) > scan_max)
+    assert sizes == {True, False} or scan_max == 0  # both sides of the threshold were used

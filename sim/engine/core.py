@@ -204,7 +204,8 @@ class Engine:
         """Requests finished on a worker: record them and refill the worker from the queue."""
         w = self.pool.workers[worker_id]
         gw = self.gateway
-        gw.least.touch(w)  # its load just fell: re-rank it before anything dispatches
+        if gw.least.on:
+            gw.least.touch(w)  # its load just fell: re-rank it before anything dispatches
         gw.completed(rids, t + w.rtt_s)
         self.pool.served(w, len(rids))
         self._resolve(len(rids))
