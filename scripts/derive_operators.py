@@ -15,6 +15,10 @@ reads at run time (the raw parquet files are never needed by the simulator):
   with its error;
 * ``allreduce``: custom all-reduce latency vs message size and GPUs, with CUDA graphs
   (``graph``) and without (``eager``);
+* ``encoder_attention`` (only where measured: H100 at vLLM 0.24): per head_dim (64, 72,
+  80), a relative least-squares fit of one bidirectional FlashAttention-3 call over a batch
+  of ``b`` sequences of ``s`` tokens per layer, ``e0 + e1 * b * heads * s + e2 * b * heads *
+  s**2`` (the kernel vLLM runs for non-causal encoder attention), with its error;
 * ``moe``: fused-MoE layer latency vs tokens for each measured (hidden, inter, top-k,
   experts) at each MoE TP size (expert parallelism 1), BF16, ``balanced`` routing where
   measured, else ``power_law_1.01`` (A100, L40S);
@@ -128,6 +132,24 @@ def prefill_attention(data: Path, system: str, version: str) -> dict[str, Any]:
             "points": len(y), "rms_error": round(rms, 4), "max_error": round(worst, 4)}
 
 
+def encoder_attention(data: Path, system: str, version: str) -> dict[str, Any] | None:
+    """Fits of the bidirectional (encoder) attention table per head_dim, None if unmeasured."""
+    path = data / AIC / system / "encoder_attention" / "vllm" / version
+    if not (path / "encoder_attention_perf.parquet").is_file():
+        return None
+    e = _read(data, system, "encoder_attention", version, "encoder_attention_perf.parquet")
+    e = e[(e["attn_dtype"] == "bfloat16") & (e["isl"] >= 16) & (e["num_heads"] >= MIN_HEADS)]
+    out: dict[str, Any] = {}
+    for hd, g in e.groupby("head_dim"):
+        b, h, s, y = (g[k].to_numpy(float) for k in ("batch_size", "num_heads", "isl", "latency"))
+        a = np.column_stack([np.ones_like(y), b * h * s, b * h * s * s])
+        coef, rms, worst = _rel_lsq(a, y)
+        out[str(int(hd))] = {"e0_ms": _sig(coef[0]), "e1_ms": _sig(coef[1]),
+                             "e2_ms": _sig(coef[2]), "points": len(y),
+                             "rms_error": round(rms, 4), "max_error": round(worst, 4)}
+    return out
+
+
 def decode_attention(data: Path, system: str, version: str) -> dict[str, Any]:
     g = _read(data, system, "attention", version, "generation_attention_perf.parquet")
     g = g[(g["kv_cache_dtype"] == "bfloat16") & (g["head_dim"] == 128)]
@@ -215,6 +237,9 @@ def derive(data: Path = DEFAULT_DATA) -> dict[str, Any]:
             "allreduce": allreduce(data, system, version),
             "moe": moe(data, system, version),
         }
+        enc = encoder_attention(data, system, version)
+        if enc is not None:
+            systems[key]["encoder_attention"] = enc
     return {
         "header": {
             "source": AIC_CITE,
@@ -242,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
         pa, da = sysd["prefill_attention"], sysd["decode_attention"]
         print(f"{key}: prefill attention fit rms {pa['rms_error']:.1%} max {pa['max_error']:.1%}"
               f"; decode attention rms {da['rms_error']:.1%} max {da['max_error']:.1%}")
+        for hd, ea in sysd.get("encoder_attention", {}).items():
+            print(f"  encoder attention head_dim {hd}: rms {ea['rms_error']:.1%} "
+                  f"max {ea['max_error']:.1%} ({ea['points']} points)")
     h = doc["host_eager_2024"]
     print(f"eager-2024 host: {h['h0_ms']} ms + {h['h1_ms']} ms/seq (rms {h['rms_error']:.1%}), "
           f"Ray comm at TP>1 {h['tp_comm_ms']} ms")

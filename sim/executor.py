@@ -12,7 +12,10 @@ through :class:`Runner`:
 per-task overhead of a pool or of Dask is paid once per batch) and returns one
 :class:`Outcome` per item, in item order: a failing item records its error and never stops
 the others. A local pool whose process dies (killed, out of memory) is restarted and the
-unfinished items are run again; an item whose attempts all died is recorded as failed.
+unfinished items are run again; after a second death they run one at a time, so that only
+the item whose own process died is charged an attempt, and an item whose attempts all died
+is recorded as failed. On Dask, a task that fails as a whole (its worker killed under it,
+after Dask's own retries) fails every item of its batch.
 
 Determinism: a task's result depends only on its arguments (every seed drives its own named
 streams, :mod:`sim.rng`), so the same item gives bit-identical results in this process, in a
@@ -38,7 +41,7 @@ import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -298,6 +301,34 @@ class Runner:
 
     # --- running -----------------------------------------------------------------------------
 
+    def _run_chunks(
+        self,
+        fn: Callable[[T], R],
+        items: Sequence[T],
+        chunks: list[list[int]],
+        one_at_a_time: bool,
+        record: Callable[[int, Outcome[R]], None],
+    ) -> bool:
+        """Run ``chunks`` (lists of item indices) as tasks and ``record`` each item's outcome;
+        True when a pool process died. ``one_at_a_time`` sends each task once the one before
+        has finished."""
+        try:
+            futures: dict[Future[list[Outcome[R]]], list[int]] = {}
+            for chunk in chunks:
+                fut = self.executor.submit(run_batch, fn, [items[i] for i in chunk])
+                if one_at_a_time:
+                    wait([fut])
+                    if not _collect(fut, chunk, record):
+                        return True
+                else:
+                    futures[fut] = chunk
+            for fut in as_completed(futures):
+                if not _collect(fut, futures[fut], record):
+                    return True
+        except BrokenProcessPool:
+            return True
+        return False
+
     def map(
         self,
         fn: Callable[[T], R],
@@ -319,42 +350,50 @@ class Runner:
         results: list[Outcome[R] | None] = [None] * n
         attempts = [0] * n
         pending = list(range(n))
+        # Who killed a process is unknown while several items run at once: a pool death
+        # charges nobody but sends the unfinished items round again; after a second death
+        # they run one at a time ("isolated"), where a death can only be the item's own.
+        isolated = False
+        deaths = 0
+
+        def record(i: int, out: Outcome[R]) -> None:
+            results[i] = out
+            if on_result is not None:
+                on_result(i, out)
+
         while pending:
-            chunks = [pending[i:i + size] for i in range(0, len(pending), size)]
-            futures: dict[Future[list[Outcome[R]]], list[int]] = {}
-            broken = False
-            try:
-                for chunk in chunks:
-                    fut = self.executor.submit(run_batch, fn, [items[i] for i in chunk])
-                    futures[fut] = chunk
-                for fut in as_completed(futures):
-                    chunk = futures[fut]
-                    try:
-                        outs = fut.result()
-                    except BrokenProcessPool:
-                        broken = True
-                        continue
-                    except Exception as exc:  # e.g. Dask's KilledWorker, a pickling error
-                        outs = [Outcome(error=_error_line(exc), exception=exc)] * len(chunk)
-                    for i, out in zip(chunk, outs, strict=True):
-                        results[i] = out
-                        if on_result is not None:
-                            on_result(i, out)
-            except BrokenProcessPool:
-                broken = True
-            if not broken:
-                break
-            # A pool process died: every unfinished item was in flight or queued behind it.
-            self._restart()
+            chunks = [[i] for i in pending] if isolated else [
+                pending[i:i + size] for i in range(0, len(pending), size)
+            ]
+            if self._run_chunks(fn, items, chunks, isolated, record):
+                deaths += 1
+                self._restart()
+                if isolated:  # exactly one item was in flight: the one that died
+                    i = next(i for i in pending if results[i] is None)
+                    attempts[i] += 1
+                    if attempts[i] >= MAX_ATTEMPTS:
+                        record(i, Outcome(error=f"worker process died ({attempts[i]} attempts)"))
+                isolated = isolated or deaths >= 2
             pending = [i for i in range(n) if results[i] is None]
-            for i in pending:
-                attempts[i] += 1
-                if attempts[i] >= MAX_ATTEMPTS:
-                    results[i] = Outcome(error=f"worker process died ({attempts[i]} attempts)")
-                    if on_result is not None:
-                        on_result(i, results[i])  # type: ignore[arg-type]
-            pending = [i for i in pending if results[i] is None]
         return [r if r is not None else Outcome(error="not run") for r in results]
+
+
+def _collect(
+    fut: Future[list[Outcome[R]]], chunk: list[int], record: Callable[[int, Outcome[R]], None]
+) -> bool:
+    """Record the outcomes of a finished task; False when its pool process died."""
+    try:
+        outs = fut.result()
+    except BrokenProcessPool:
+        return False
+    except Exception as exc:  # e.g. Dask's KilledWorker, a pickling error
+        # The whole task failed: on Dask a killed worker fails every item of its batch (Dask
+        # retries the task on other workers first; retrying item by item here could wait
+        # indefinitely on a cluster whose workers keep dying).
+        outs = [Outcome(error=_error_line(exc), exception=exc)] * len(chunk)
+    for i, out in zip(chunk, outs, strict=True):
+        record(i, out)
+    return True
 
 
 def _kill_pool(pool: ProcessPoolExecutor) -> None:

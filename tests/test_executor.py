@@ -17,6 +17,7 @@ from helpers import bursty_llm_scenario
 
 from sim import ConfigError, scenario_from_dict
 from sim.executor import (
+    MAX_ATTEMPTS,
     Outcome,
     Runner,
     SimTask,
@@ -157,6 +158,21 @@ def test_item_that_always_kills_its_process_fails_alone() -> None:
     with Runner(workers=2) as r:
         outs = r.map(_always_die, [1, 2], batch=1)
     assert all(not o.ok and "worker process died" in (o.error or "") for o in outs)
+
+
+def _kill_on_five(x: int) -> int:
+    if x == 5:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x * 10
+
+
+def test_only_the_item_that_kills_its_process_is_charged() -> None:
+    """Items queued beside a killer are run again uncharged; once isolated, the killer alone
+    fails after its attempts."""
+    with Runner(workers=2) as r:
+        outs = r.map(_kill_on_five, list(range(12)), batch=4)
+    assert [o.value for i, o in enumerate(outs) if i != 5] == [i * 10 for i in range(12) if i != 5]
+    assert outs[5].error == f"worker process died ({MAX_ATTEMPTS} attempts)"
 
 
 def test_bad_runner_options_are_config_errors() -> None:

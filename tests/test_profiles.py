@@ -209,6 +209,37 @@ def test_embedding_model_profile() -> None:
     assert p.rated_tokens_per_s(32) > 0
 
 
+def test_encoder_attention_comes_from_the_vllm_024_encoder_table() -> None:
+    """bge-large (bidirectional, head_dim 64) on H100 takes its attention from the encoder
+    table's head_dim-64 fit, which reproduces the measured H100 points it was fitted to
+    within the fit's stated worst error; e5-mistral (a causal decoder used as an embedder)
+    keeps the causal prefill fit; on A100 the H100 fit is moved by the causal ratio."""
+    import pandas as pd
+
+    from sim.serving.compose import Composer, operators
+    from sim.serving.profiles import resolve_model
+
+    bge = Composer(resolve_model("bge-large-en"), "H100", 1)
+    (e0, e1, e2), where = bge.encoder_attention_coefs()
+    assert "encoder-attention table, head_dim 64" in where
+    fit = operators()["systems"]["h100_sxm@0.24.0"]["encoder_attention"]["64"]
+    from sim.fidelity_e2e import DEFAULT_DATA
+
+    table = DEFAULT_DATA / "aiconfigurator_vllm" / "h100_sxm" / "encoder_attention" / "vllm" / \
+        "0.24.0" / "encoder_attention_perf.parquet"
+    if table.is_file():
+        d = pd.read_parquet(table)
+        d = d[(d.head_dim == 64) & (d.num_heads == 16) & (d.isl >= 16)]
+        pred = (e0 + d.batch_size * (e1 * d.isl + e2 * d.isl**2)) * 1e3  # ms, one layer
+        err = (pred / d.latency - 1).abs()
+        assert err.max() <= fit["max_error"] + 1e-9 and err.median() < 0.15
+    mistral = Composer(resolve_model("e5-mistral-7b"), "H100", 1)
+    assert mistral.encoder_attention_coefs()[0] == mistral.prefill_attention_coefs()
+    a100 = Composer(resolve_model("bge-large-en"), "A100", 1).encoder_attention_coefs()
+    assert "moved to A100" in a100[1] and a100[0] != (e0, e1, e2)
+    assert "encoder-attention table" in get_profile("bge-large-en", "H100", 1).source
+
+
 def test_rated_tokens_per_s_grows_with_batch_until_kv_cap() -> None:
     """Rated output tokens/s grows with max_batch and stops growing once KV room caps the batch."""
     p = get_profile("Llama-2-7B", "A100", 1)  # ~43k KV tokens -> at most 41 sequences of 1024

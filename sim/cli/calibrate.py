@@ -11,17 +11,32 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     """Fit, print in-sample and leave-one-out errors and warnings, write a profile file."""
     import yaml
 
-    from sim.calibrate import calibrate, read_runs
+    from sim.calibrate import FITTED, Engine, calibrate, read_runs
+    from sim.engine.paged import default_batched_tokens
+    from sim.errors import ProfileError
     from sim.hardware import canonical_gpu
     from sim.serving.profiles import get_profile
 
+    for flag, val in (("--max-num-seqs", args.max_num_seqs),
+                      ("--max-num-batched-tokens", args.max_num_batched_tokens),
+                      ("--kv-capacity", args.kv_capacity)):
+        if val is not None and val < 1:
+            raise ProfileError(f"{flag} must be >= 1, got {val}")
     runs = read_runs(args.inputs)
     gpu = canonical_gpu(args.gpu)
     base = get_profile(args.model, gpu, args.gpus, engine=args.engine)
     kv = args.kv_capacity or base.kv_capacity_tokens
-    cal = calibrate(runs, kv)
+    engine = Engine(kv, args.max_num_seqs,
+                    args.max_num_batched_tokens or default_batched_tokens(gpu),
+                    args.kv_admission)
+    cal = calibrate(runs, kv, engine=engine, start=[getattr(base, k) for k in FITTED])
+    replayed = sum(r.replayed for r in runs)
     print(f"calibrated {base.model} on {args.gpus} x {gpu} from {cal.runs} runs "
           f"(KV capacity {kv:,} tokens)")
+    if replayed:
+        print(f"  {replayed} runs replayed through the {engine.admission} scheduler "
+              f"(max_num_seqs {engine.max_seqs}, max_num_batched_tokens "
+              f"{engine.batched_tokens}); {cal.rounds} fit-and-replay rounds")
     for k, v in cal.coefficients.items():
         print(f"  {k:<24} {v:.4g}")
     print(f"{'metric':<8} {'points':>6} {'in-sample median':>17} {'worst':>7} "
@@ -53,8 +68,10 @@ def register(sub: Any) -> None:
     """Add this command to the ``sim`` subparsers."""
     p = sub.add_parser("calibrate", help="fit a worker profile to your engine's measured runs")
     p.add_argument("inputs", nargs="+", metavar="FILE",
-                   help="vLLM `bench serve --save-result` JSON files (bursts, --request-rate "
-                   "inf) and/or CSVs of runs: requests, prompt, output, ttft_s/tpot_s/latency_s")
+                   help="vLLM `bench serve --save-result` JSON files (bursts or runs at a "
+                   "--request-rate) and/or CSVs of runs (requests, prompt, output, "
+                   "ttft_s/tpot_s/latency_s) or of requests (arrival_s, prompt, output, "
+                   "ttft_s/tpot_s)")
     p.add_argument("--model", required=True, help="model name or Hugging Face id")
     p.add_argument("--gpu", required=True, help="GPU type, e.g. A100, H100")
     p.add_argument("--gpus", type=int, default=1, help="GPUs per worker (TP size; default 1)")
@@ -64,6 +81,13 @@ def register(sub: Any) -> None:
     p.add_argument("--kv-capacity", type=int, default=None,
                    help="KV-cache tokens of your engine (vLLM logs 'GPU KV cache size'); "
                    "default: the composed profile's")
+    p.add_argument("--max-num-seqs", type=int, default=256,
+                   help="replayed runs: your server's max_num_seqs (default 256)")
+    p.add_argument("--max-num-batched-tokens", type=int, default=None,
+                   help="replayed runs: your server's max_num_batched_tokens (default: vLLM's "
+                   "for the GPU)")
+    p.add_argument("--kv-admission", choices=["paged", "reserve"], default="paged",
+                   help="replayed runs: the scheduler to replay them on (default paged)")
     p.add_argument("--out", default="calibrated-profile.yaml",
                    help="profile file to write (default calibrated-profile.yaml)")
     p.set_defaults(func=cmd_calibrate)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from heapq import heapify, heappop, heappush
+from itertools import count
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,6 +28,9 @@ from sim.engine.record import (
     FAILED,
 )
 
+#: The pool's READY state (sim.engine.pool), repeated to keep the import one-way.
+_READY = 1
+
 if TYPE_CHECKING:
     from sim.engine.clock import Clock
     from sim.engine.requests import RequestState
@@ -38,6 +43,51 @@ def admission_enforced(deployment: Any, autoscaler: Any) -> bool:
         autoscaler.throughput_cap == "admission"
         and float(deployment.max_throughput_rate or 0) > 0
     )
+
+
+class LeastLoaded:
+    """The ready workers ordered by (load, order of becoming ready), in a heap.
+
+    Picks what a scan of the ready list for the smallest load would pick (the first of the
+    least-loaded in ready order), in O(log W) instead of O(W). Entries are pushed when a
+    worker becomes ready and whenever its load changes (:meth:`touch`); an entry whose load
+    is no longer the worker's, or whose worker left the ready list, is dropped when it
+    reaches the top. The heap is rebuilt from the ready list when stale entries outnumber
+    live ones, so it holds O(W) entries.
+    """
+
+    __slots__ = ("heap", "ready", "_seq", "_push")
+
+    def __init__(self, ready: list[Any]) -> None:
+        self.heap: list[tuple[int, int, int, Any]] = []
+        self.ready = ready  # the pool's ready list (shared)
+        self._seq = count()  # order of becoming ready: the scan's tie-break
+        self._push = count()  # makes entries unique, so Worker objects are never compared
+
+    def add(self, w: Any) -> None:
+        """``w`` just became ready (and was appended to the ready list)."""
+        w.ready_seq = next(self._seq)
+        self.touch(w)
+
+    def touch(self, w: Any) -> None:
+        """``w``'s load changed (or it became ready)."""
+        heap = self.heap
+        heappush(heap, (w.service.load, w.ready_seq, next(self._push), w))
+        if len(heap) > 2 * len(self.ready) + 64:
+            self.heap = heap = [
+                (x.service.load, x.ready_seq, next(self._push), x) for x in self.ready
+            ]
+            heapify(heap)
+
+    def best(self) -> Any:
+        """The least-loaded ready worker (first to become ready among equals), or None."""
+        heap = self.heap
+        while heap:
+            load, _, _, w = heap[0]
+            if w.state == _READY and w.service.load == load:
+                return w
+            heappop(heap)
+        return None
 
 
 class Gateway:
@@ -66,6 +116,7 @@ class Gateway:
         self.reqs = reqs
         self.window = window
         self.ready = ready
+        self.least = LeastLoaded(ready)
         self.resolve = resolve
         self.progress = progress
         self.n = reqs.n
@@ -156,6 +207,7 @@ class Gateway:
         self.queue_area_to(t)
         arrival = self.arrival
         ready = self.ready
+        least = self.least
         reqs = self.reqs
         while q:
             rid = q[0]
@@ -165,12 +217,7 @@ class Gateway:
                 continue
             # Least-loaded ready worker that can take the head request; the least-loaded
             # one almost always can, so test admission only there before scanning all.
-            best = None
-            best_load = 1 << 30
-            for w in ready:
-                load = w.service.load
-                if load < best_load:
-                    best, best_load = w, load
+            best = least.best()
             if best is not None and not best.service.can_accept(rid):
                 best, best_load = None, 1 << 30
                 for w in ready:
@@ -190,6 +237,7 @@ class Gateway:
             if self.observe_queue:
                 self.window.add(t, t - arrival[rid])
             best.service.accept(rid)
+            least.touch(best)
 
     # -- timeouts ------------------------------------------------------------------------------------
     def _expired(self, rid: int, t: float) -> bool:

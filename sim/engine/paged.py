@@ -33,12 +33,17 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from sim.engine.service import SegmentClock
 
 if TYPE_CHECKING:
     from sim.serving.profiles import Profile
+
+
+#: Sort key of a decoding sequence's heap entry: its start number (start order).
+_START = itemgetter(4)
 
 
 def default_batched_tokens(gpu: str) -> int:
@@ -77,18 +82,23 @@ class PagedLlmService(SegmentClock):
         # Preempted requests: tokens still to produce, counting their recompute's token (the
         # first token is already out). Others produce host.output[rid] tokens.
         self.out_left: dict[int, int] = {}
-        # rid -> (last token's iteration, start iteration, KV at start); insertion order is
-        # start order (LIFO preemption).
-        self.run: dict[int, tuple[int, int, int]] = {}
-        # Decoding sequences (heap, b): K(i) = sum_p + b*i - sum_j is their KV in iteration i.
+        # Decoding sequences: K(i) = sum_p + b*i - sum_j is their KV in iteration i. Each is
+        # one heap entry (last token's iteration, rid, start iteration, KV at start, start
+        # number); the start number orders LIFO preemption. A preempted sequence's entry
+        # stays in the heap, its start number in ``stale`` (skipped when popped): no per-rid
+        # table on the hot path, and fast mode wakes at the same boundaries as it always has.
+        self._starts = 0
+        self.stale: set[int] = set()
         self._init_clock(host, profile)
+        self.heap: list[tuple[int, int, int, int, int]] = []  # type: ignore[assignment]
 
     # -- admission (the gateway's view) ------------------------------------------------
     def can_accept(self, rid: int) -> bool:
         """A free sequence slot and KV room for its prompt beside everything committed."""
-        committed = self.sum_p + self.b * self.it - self.sum_j + self.pf_kv + self.wait_need
-        return self.load < self.max_batch and \
-            committed + self.host.prompt[rid] + 1 <= self.kv_capacity
+        if self.load >= self.max_batch:
+            return False
+        return self.sum_p + self.b * self.it - self.sum_j + self.pf_kv + self.wait_need \
+            + self.host.prompt[rid] + 1 <= self.kv_capacity
 
     def fits_ever(self, rid: int) -> bool:
         """Whether the request could run to completion alone on an empty worker."""
@@ -114,8 +124,9 @@ class PagedLlmService(SegmentClock):
         a first token (none for a recompute), a finish iteration, their KV in the running sums.
         Returns the KV tokens they hold."""
         host = self.host
-        need, prompt, output = self.need, host.prompt, host.output
-        out_left, run, heap = self.out_left, self.run, self.heap
+        need, prompt, output, out_left = self.need, host.prompt, host.output, self.out_left
+        heap, push, first_token = self.heap, heapq.heappush, host.first_token
+        seq = self._starts
         total = 0
         for rid in rids:
             kv = need.pop(rid) if need and rid in need else prompt[rid]
@@ -123,10 +134,11 @@ class PagedLlmService(SegmentClock):
                 fin = i + out_left.pop(rid) - 1  # a recompute: no new first token
             else:
                 fin = i + output[rid] - 1
-                host.first_token(rid, t_first)
-            run[rid] = (fin, i, kv)
-            heapq.heappush(heap, (fin, rid))
+                first_token(rid, t_first)
+            push(heap, (fin, rid, i, kv, seq))
+            seq += 1
             total += kv
+        self._starts = seq
         self.sum_p += total
         self.sum_j += i * len(rids)
         self.b += len(rids)
@@ -135,9 +147,10 @@ class PagedLlmService(SegmentClock):
     def _preempt(self, i: int) -> None:
         """Free the newest decoding sequences until the next tokens fit (recompute)."""
         cap = self.kv_capacity
+        newest = self._running()  # start order; the last started goes first
         while self.b and self.sum_p + self.b * i - self.sum_j + self.pf_kv > cap:
-            rid = next(reversed(self.run))
-            fin, j0, kv0 = self.run.pop(rid)
+            fin, rid, j0, kv0, seq = newest.pop()
+            self.stale.add(seq)
             self.sum_p -= kv0
             self.sum_j -= j0
             self.b -= 1
@@ -146,6 +159,11 @@ class PagedLlmService(SegmentClock):
             self.waiting.appendleft(rid)
             self.wait_need += self.need[rid]
             self.preemptions += 1
+
+    def _running(self) -> list[tuple[int, int, int, int, int]]:
+        """The live heap entries of the decoding sequences, in start order."""
+        stale = self.stale
+        return sorted((e for e in self.heap if e[4] not in stale), key=_START)
 
     def _need(self, rid: int) -> int:
         """Tokens ``rid`` must prefill: its prompt, plus generated tokens after preemption."""
@@ -158,18 +176,20 @@ class PagedLlmService(SegmentClock):
         self.it = i
         heap = self.heap
         if heap and heap[0][0] < i:
-            run = self.run
             done: list[int] = []
+            kv_done = j_done = 0
+            pop, stale = heapq.heappop, self.stale
             while heap and heap[0][0] < i:
-                fin, rid = heapq.heappop(heap)
-                st = run.get(rid)
-                if st is None or st[0] != fin:
-                    continue  # stale entry of a preempted sequence
-                del run[rid]
-                self.sum_p -= st[2]
-                self.sum_j -= st[1]
+                _, rid, j0, kv0, seq = pop(heap)
+                if stale and seq in stale:
+                    stale.discard(seq)  # a preempted sequence's old entry
+                    continue
+                kv_done += kv0
+                j_done += j0
                 done.append(rid)
             if done:
+                self.sum_p -= kv_done
+                self.sum_j -= j_done
                 self.b -= len(done)
                 self.load -= len(done)
                 self.settling = True
@@ -305,7 +325,8 @@ class PagedLlmService(SegmentClock):
 
     def abort(self) -> list[int]:
         """Drop every request (worker lost) and return their ids; the worker goes idle."""
-        rids = list(self.waiting) + list(self.prefilling) + list(self.run)
+        rids = list(self.waiting) + list(self.prefilling) + \
+            [e[1] for e in self._running()]
         version, preemptions = self.version, self.preemptions
         self.__init__(self.host, self.worker_id, self.profile, self.max_batch,  # type: ignore[misc]
                       self.exact, self.budget)

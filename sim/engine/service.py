@@ -152,7 +152,14 @@ class SegmentClock:
             if version == self.version:  # else superseded: the batch changed meanwhile
                 self._boundary(target_it, env._now)
 
-        self._schedule_at(self._boundary_time(target_it - self.seg_it), on_boundary)
+        # _boundary_time(target_it - seg_it), inlined: this runs once per event.
+        k = target_it - self.seg_it
+        if k <= 0:
+            at = self.seg_t
+        else:
+            m = k - 1
+            at = self.seg_t + self.seg_first + m * self.seg_d1 + self.seg_step * (m * (m - 1) / 2)
+        self._schedule_at(at, on_boundary)
 
 
 @SERVICES.register("llm")

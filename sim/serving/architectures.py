@@ -46,6 +46,9 @@ class ModelSpec:
     max_context: int | None = None  # max_position_embeddings (None = unknown)
     gated_mlp: bool = True  # SwiGLU/GeGLU (gate + up + down) vs plain up + down (BERT)
     source: str = ""  # where the figures come from
+    # Every token attends to every other (BERT-family encoders); False = causal attention,
+    # also for LLM-based embedders such as e5-mistral (a decoder run as an encoder).
+    bidirectional: bool = False
 
     @property
     def weights_gb(self) -> float:
@@ -101,7 +104,8 @@ def _hf(name: str, hf_id: str, params_b: float, layers: int, hidden: int, heads:
                      n_heads=heads, n_kv_heads=kv, head_dim=head_dim or hidden // heads,
                      intermediate=inter, vocab=vocab, kind=kind, active_params_b=active_b,
                      hf_id=hf_id, n_experts=experts, top_k=top_k, max_context=ctx,
-                     gated_mlp=gated, source=f"huggingface.co/{hf_id} config.json, model card")
+                     gated_mlp=gated, source=f"huggingface.co/{hf_id} config.json, model card",
+                     bidirectional=kind == "encoder" and not gated)
 
 
 #: The built-in table: (layers, hidden, heads, KV heads, [head_dim], intermediate, vocab,
@@ -241,7 +245,7 @@ def spec_from_config(path: str | Path, name: str | None = None) -> ModelSpec:
         kind="encoder" if encoder else "decoder", hf_id=str(label),
         n_experts=n_experts if n_experts > 1 else 0, top_k=top_k if n_experts > 1 else 0,
         max_context=int(ctx) if isinstance(ctx, int) and ctx > 0 else None,
-        gated_mlp=not encoder, source=f"{p} (config.json)")
+        gated_mlp=not encoder, source=f"{p} (config.json)", bidirectional=encoder)
     total, active = count_params(spec, tied_embeddings=bool(cfg.get("tie_word_embeddings")))
     from dataclasses import replace
 

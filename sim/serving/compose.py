@@ -329,11 +329,46 @@ class Composer:
         seqs = b + len(prompts)
         return self.layers * (self.layer_s(n) + attn) + self.head_s(seqs) + self.host_s(seqs)
 
+    def encoder_attention_coefs(self) -> tuple[tuple[float, float, float], str]:
+        """Bidirectional (encoder) attention of one layer, ``(e0, e1, e2)`` seconds with
+        time = ``e0 + seqs * (e1 * s + e2 * s**2)`` for ``seqs`` inputs of ``s`` tokens, and
+        where it comes from.
+
+        From the vLLM 0.24 encoder-attention table (AIConfigurator, H100, FlashAttention-3,
+        non-causal; fitted per head_dim 64/72/80 by ``scripts/derive_operators.py``; another
+        head_dim takes the nearest one scaled by head_dim, as the work is). On other GPUs the
+        H100 fit is moved by the ratio of this GPU's causal prefill-attention fit to the
+        H100's (both vLLM 0.14 tables): the GPU's measured attention speed, the encoder
+        kernel's shape. Causal models (decoders, LLM-based embedders) and GPUs with no H100
+        table at hand keep the causal prefill fit.
+        """
+        c0, c1, c2 = self.prefill_attention_coefs()
+        systems = operators()["systems"]
+        table = next((systems[k]["encoder_attention"] for k in sorted(systems, reverse=True)
+                      if k.startswith("h100_sxm@") and "encoder_attention" in systems[k]), None)
+        if not self.spec.bidirectional or table is None:
+            return (c0, c1, c2), "causal prefill attention fit"
+        near = min(table, key=lambda h: (abs(int(h) - self.hd), int(h)))
+        fit = table[near]
+        w = self.q_gpu * self.hd / int(near)
+        e = (fit["e0_ms"] * 1e-3, fit["e1_ms"] * 1e-3 * w, fit["e2_ms"] * 1e-3 * w)
+        h100 = _tables("h100_sxm@0.14.0", "H100").pre
+        hd = self.hd / 128
+        ref = (h100["c0_ms"] * 1e-3, h100["c1_ms"] * 1e-3 * self.q_gpu * hd,
+               h100["c2_ms"] * 1e-3 * self.q_gpu * hd)
+        moved = tuple(x * (c / r) if r > 0 else x for x, c, r in zip(e, (c0, c1, c2), ref,
+                                                                     strict=True))
+        where = (f"vLLM 0.24 H100 encoder-attention table, head_dim {near} (fit rms "
+                 f"{fit['rms_error']:.0%})")
+        if self.base_gpu != "H100" or not self.measured:
+            where += f", moved to {self.gpu} by its causal prefill-attention ratio to H100"
+        return (moved[0], moved[1], moved[2]), where
+
     def encoder_batch_s(self, tokens: int, seqs: int) -> float:
         """One embedding batch of ``seqs`` inputs holding ``tokens`` tokens (no LM head)."""
         per = tokens / max(seqs, 1)
-        c0, c1, c2 = self.prefill_attention_coefs()
-        attn = c0 + seqs * (c1 * per + c2 * per * per)
+        (e0, e1, e2), _ = self.encoder_attention_coefs()
+        attn = e0 + seqs * (e1 * per + e2 * per * per)
         return self.layers * (self.layer_s(tokens) + attn) + self.host_s(seqs)
 
 
@@ -435,4 +470,6 @@ def composed_coefficients(spec: ModelSpec, gpu: str, tp: int,
     source = (f"composed from operators ({where}; engine {c.engine.name}); linear fit error "
               f"decode max {np.max(np.abs(dec_err)):.0%}, prefill max "
               f"{np.max(np.abs(pre_err)):.0%} of the iteration")
+    if spec.is_encoder:
+        source += f"; encoder attention: {c.encoder_attention_coefs()[1]}"
     return coefs, source

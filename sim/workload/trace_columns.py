@@ -152,11 +152,19 @@ def _assemble(
     output: np.ndarray,
     warnings: list[str],
 ) -> Workload:
+    # In place where the array is ours to change: a long trace's arrays are most of the memory.
+    if not arrival.flags.writeable:
+        arrival = arrival.copy()
     if arrival.dtype == np.int64:
         # Integer nanoseconds: subtract before converting so float rounding stays sub-microsecond.
-        t = (arrival - arrival.min()).astype(np.float64) * 1e-9
+        # The seconds are written over the nanoseconds (same buffer, element by element:
+        # numpy allows an exactly aliased in-place ufunc); values equal astype(float64) * 1e-9.
+        arrival -= arrival.min()
+        t = arrival.view(np.float64)
+        np.multiply(arrival, 1e-9, out=t, casting="unsafe")
     else:
-        t = arrival - arrival.min()
+        t = arrival
+        t -= t.min()
     late = t[1:] < t[:-1]
     if late.any():
         # Out of order: rows earlier than some row before them (the running maximum).

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from sim.errors import TraceError
 from sim.registry import Registry
+from sim.workload.trace_chunks import csv_column_types, read_chunked
 from sim.workload.trace_columns import (
     _UNIT_SECONDS,
     _assemble,
@@ -383,6 +384,9 @@ class _Reader:
 
     # Block size of the slow (diagnosing) CSV pass; small enough to bound its memory.
     lenient_block_bytes = 8 << 20
+    # Files at least this large (on disk) are read batch by batch (sim/workload/trace_chunks.py):
+    # below it, the whole-file read is as fast and its extra memory does not matter.
+    chunked_min_bytes = 32 << 20
 
     def __init__(
         self, path: Path, fmt: TraceFormat, filters: Mapping[str, str | Sequence[str]] | None = None
@@ -399,6 +403,15 @@ class _Reader:
     def read(self, names: dict[str, str], unit: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Arrival times (seconds, or int64 ns for datetimes) and prompt/output token counts."""
         cols = [names[r] for r in ROLES if r in names]
+        if (
+            self.fmt.container in ("csv", "parquet")
+            and not self.filters
+            and self.path.stat().st_size >= self.chunked_min_bytes
+        ):
+            self._check_header(cols)
+            arrays = read_chunked(self, names, unit)
+            if arrays is not None:
+                return arrays
         table = self._table(cols, unit)
 
         def convert() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -431,11 +444,7 @@ class _Reader:
         container = self.fmt.container
         wanted = list(dict.fromkeys(cols + list(self.filters)))
         if container != "jsonl":
-            # Checked up front: arrow's own error for an absent column does not list the others.
-            header = _header(self.path, container)
-            absent = [c for c in wanted if c not in header]
-            if absent:
-                raise _missing(self.path, header, absent)
+            self._check_header(wanted)
         try:
             if container == "csv":
                 table = self._csv_fast(cols, unit)
@@ -457,6 +466,13 @@ class _Reader:
             table = self._apply_filters(table)
         return table.select(cols)
 
+    def _check_header(self, wanted: list[str]) -> None:
+        # Checked up front: arrow's own error for an absent column does not list the others.
+        header = _header(self.path, self.fmt.container)
+        absent = [c for c in wanted if c not in header]
+        if absent:
+            raise _missing(self.path, header, absent)
+
     def _apply_filters(self, table: pa.Table) -> pa.Table:
         mask = np.ones(table.num_rows, dtype=bool)
         for col, values in self.filters.items():
@@ -472,13 +488,7 @@ class _Reader:
 
     def _csv_fast(self, cols: list[str], unit: str | None) -> pa.Table:
         # Declared types let arrow parse in parallel without inference; a failure falls back.
-        types: dict[str, pa.DataType] = {c: pa.int64() for c in cols}
-        if unit == "datetime":
-            types[cols[0]] = pa.timestamp("ns")
-        elif unit is not None:
-            types[cols[0]] = pa.float64()
-        for col in self.filters:
-            types.setdefault(col, pa.string())
+        types = csv_column_types(cols, unit, list(self.filters))
         convert = pa_csv.ConvertOptions(
             include_columns=list(dict.fromkeys(cols + list(self.filters))), column_types=types
         )

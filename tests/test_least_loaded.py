@@ -1,0 +1,64 @@
+"""The gateway's least-loaded pick (a heap) picks what a scan of the ready list picks."""
+
+from __future__ import annotations
+
+import random
+
+from sim.engine import gateway, pool
+from sim.engine.gateway import LeastLoaded
+
+
+class _Svc:
+    def __init__(self) -> None:
+        self.load = 0
+
+
+class _W:
+    def __init__(self, wid: int) -> None:
+        self.wid = wid
+        self.state = pool.READY
+        self.service = _Svc()
+        self.ready_seq = -1
+
+
+def _scan(ready: list[_W]) -> _W | None:
+    best, best_load = None, 1 << 30
+    for w in ready:
+        if w.service.load < best_load:
+            best, best_load = w, w.service.load
+    return best
+
+
+def test_ready_state_matches_the_pool() -> None:
+    assert gateway._READY == pool.READY
+
+
+def test_heap_matches_scan_under_random_churn() -> None:
+    """Workers join, leave (drain), take and finish requests in random order; after every
+    step the heap's pick is the scan's (smallest load, first to become ready among equals)."""
+    rng = random.Random(7)
+    ready: list[_W] = []
+    least = LeastLoaded(ready)
+    nxt = 0
+    for _ in range(20_000):
+        r = rng.random()
+        if r < 0.05 or not ready:
+            w = _W(nxt)
+            nxt += 1
+            ready.append(w)
+            least.add(w)
+        elif r < 0.08 and len(ready) > 1:
+            w = ready.pop(rng.randrange(len(ready)))
+            w.state = pool.DRAINING
+        elif r < 0.55:
+            w = least.best()
+            assert w is not None
+            w.service.load += 1  # accept
+            least.touch(w)
+        else:
+            w = rng.choice(ready)
+            if w.service.load:
+                w.service.load -= rng.randint(1, w.service.load)  # an iteration finishes
+                least.touch(w)
+        assert least.best() is _scan(ready)
+        assert len(least.heap) <= 2 * len(ready) + 65
