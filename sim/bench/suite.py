@@ -459,13 +459,20 @@ def plot(lb: pd.DataFrame, timelines: dict[tuple[str, str], dict[str, Any]], out
 
     paths = []
     labels = list(dict.fromkeys(lb.scenario))
-    fig, axes = plt.subplots(1, len(labels), figsize=(4.5 * len(labels), 3.8), squeeze=False)
-    for ax, label in zip(axes[0], labels, strict=True):
+    ncol = min(4, len(labels))
+    nrow = -(-len(labels) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.5 * ncol, 3.8 * nrow), squeeze=False)
+    for ax in axes.flat[len(labels):]:
+        ax.set_visible(False)
+    for ax, label in zip(axes.flat, labels, strict=False):
         g = lb[lb.scenario == label]
         for r in g.itertuples():
-            ax.errorbar(r.ttft_p95_s, r.cost_per_hour_usd, xerr=r.ttft_p95_s_hw or 0,
-                        yerr=r.cost_per_hour_usd_hw or 0, fmt="o", capsize=2)
-            ax.annotate(r.policy, (r.ttft_p95_s, r.cost_per_hour_usd), fontsize=7)
+            # Intervals clipped at 0: a latency or a cost is never negative.
+            x, y = r.ttft_p95_s, r.cost_per_hour_usd
+            xh, yh = (v if v == v else 0.0 for v in (r.ttft_p95_s_hw, r.cost_per_hour_usd_hw))
+            ax.errorbar(x, y, xerr=[[min(xh, x)], [xh]], yerr=[[min(yh, y)], [yh]], fmt="o",
+                        capsize=2)
+            ax.annotate(r.policy, (x, y), fontsize=7)
         ax.set_xscale("symlog", linthresh=1.0)
         ax.set_xlabel("TTFT p95 (s)")
         ax.set_ylabel("cost ($/h)")
