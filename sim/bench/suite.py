@@ -469,7 +469,9 @@ def plot(lb: pd.DataFrame, timelines: dict[tuple[str, str], dict[str, Any]], out
         for r in g.itertuples():
             # Intervals clipped at 0: a latency or a cost is never negative.
             x, y = r.ttft_p95_s, r.cost_per_hour_usd
-            xh, yh = (v if v == v else 0.0 for v in (r.ttft_p95_s_hw, r.cost_per_hour_usd_hw))
+            # one seed: no half-width (None or NaN)
+            xh, yh = (float(v) if v is not None and v == v else 0.0
+                      for v in (r.ttft_p95_s_hw, r.cost_per_hour_usd_hw))
             ax.errorbar(x, y, xerr=[[min(xh, x)], [xh]], yerr=[[min(yh, y)], [yh]], fmt="o",
                         capsize=2)
             ax.annotate(r.policy, (x, y), fontsize=7)
