@@ -22,8 +22,13 @@ from sim.errors import LimitError
 #: Peak resident bytes per simulated request: engine state, record columns and the result
 #: DataFrames (measured 576 B at 100k and 470 B at 1M requests; rounded up).
 BYTES_PER_REQUEST = 700
-#: Bytes per control-loop tick (a queue sample, timeline and decision rows at most).
-BYTES_PER_TICK = 120
+#: The same with ``sim.results: summary`` (no per-request table: the workload's columns and
+#: the engine's slots for requests in the system; measured 62 B at 1M requests).
+BYTES_PER_REQUEST_SUMMARY = 80
+#: Bytes per control-loop tick that keeps a row in the queue samples: engine lists and the
+#: result table (measured 196 B at 1M and 187 B at 2M ticks with ``benchmarks/
+#: bench_memory.py --ticks``; rounded up). Timeline and decision rows come with actions.
+BYTES_PER_TICK = 200
 #: Bytes per worker (its record, process and timeline rows).
 BYTES_PER_WORKER = 4096
 #: Fixed overhead of a run (interpreter, numpy, pandas, SimPy already loaded: not counted).
@@ -87,8 +92,28 @@ class Estimate:
                 f"up to {self.workers:,} workers, ~{human_bytes(self.bytes)} of memory")
 
 
-def _memory(requests: float, ticks: float, workers: int) -> float:
-    return BASE_BYTES + requests * BYTES_PER_REQUEST + ticks * BYTES_PER_TICK + workers * BYTES_PER_WORKER
+def _memory(scenario: Any, requests: float, rows: float, workers: int) -> float:
+    summary = getattr(getattr(scenario, "sim", None), "results", "full") == "summary"
+    per_request = BYTES_PER_REQUEST_SUMMARY if summary else BYTES_PER_REQUEST
+    return BASE_BYTES + requests * per_request + rows * BYTES_PER_TICK + workers * BYTES_PER_WORKER
+
+
+def tick_rows(scenario: Any, ticks: float, requests: float) -> float:
+    """Queue-sample rows a run keeps: one per tick while the run spans at most
+    ``DENSE_TICK_ROWS`` ticks (:mod:`sim.engine.control`); beyond that only ticks that are
+    not quiet keep one, about (window + longest scaling timeout) / interval + 3 per request
+    (each request keeps the loop awake while it is in the window and the policy's timers
+    run; an estimate, not a bound: a long backlog keeps it awake longer).
+    """
+    from sim.engine.control import DENSE_TICK_ROWS
+
+    if ticks <= DENSE_TICK_ROWS:
+        return ticks
+    ac = scenario.deployment.autoscaling_config
+    timers = max(float(ac.scaling_up_timeout_sec), float(ac.scaling_down_timeout_sec),
+                 float(ac.scale_to_zero_timeout_sec))
+    awake = (float(ac.time_window_sec) + timers) / float(scenario.autoscaler.decision_interval_s) + 3
+    return min(ticks, requests * awake)
 
 
 def _rate(spec: Any) -> float | None:
@@ -162,7 +187,7 @@ def estimate_spec(scenario: Any) -> Estimate | None:
     span = _span(scenario, float(duration) if duration is not None else None)
     ticks = span / float(scenario.autoscaler.decision_interval_s) if span is not None else 0.0
     workers = _peak_workers(scenario)
-    return Estimate(n, ticks, workers, _memory(n, ticks, workers))
+    return Estimate(n, ticks, workers, _memory(scenario, n, tick_rows(scenario, ticks, n), workers))
 
 
 def estimate_built(scenario: Any, n_requests: int, arrival_span_s: float) -> Estimate:
@@ -170,7 +195,8 @@ def estimate_built(scenario: Any, n_requests: int, arrival_span_s: float) -> Est
     span = _span(scenario, arrival_span_s) or 0.0
     ticks = span / float(scenario.autoscaler.decision_interval_s)
     workers = _peak_workers(scenario)
-    return Estimate(float(n_requests), ticks, workers, _memory(n_requests, ticks, workers))
+    rows = tick_rows(scenario, ticks, float(n_requests))
+    return Estimate(float(n_requests), ticks, workers, _memory(scenario, n_requests, rows, workers))
 
 
 def check_limits(est: Estimate | None, limits: Limits | None = None) -> None:

@@ -80,3 +80,14 @@ def test_scalegen_tuned_searches_autoscaler_knobs_only() -> None:
     tuned = load_scenario(repo / "scenarios" / "spike_llama3_8b_a100.yaml",
                           [f"{k}={v}" for k, v in ov.items()] + slo_pins(sc))
     assert tuned.slo_threshold_s() == 2.0 and tuned.slo_metric() == sc.slo_metric()
+
+
+def test_every_sweep_holds_the_documented_default() -> None:
+    """Each baseline's three-value sweep includes its documented default (whose run is reused)."""
+    from sim.bench.suite import SWEEPS, documented_default
+
+    assert {p: documented_default(p, k) for p, (k, _v) in SWEEPS.items()} == {
+        "knative": 100.0, "hpa": 70.0, "keda": 100.0, "ray_serve": 2.0, "skyserve": 2.5,
+        "sla_planner": 0.05}
+    for policy, (knob, values) in SWEEPS.items():
+        assert documented_default(policy, knob) in values

@@ -24,18 +24,18 @@ def _refused(code, err, *needles):
         assert needle in err, (needle, err)
 
 
-def test_trace_spanning_centuries_is_refused_with_the_estimate(tmp_path, capsys):
-    """Two trace rows 200 years apart would tick the control loop ~6e8 times: refused before
-    the run, naming the ticks and the memory they need."""
-    trace = tmp_path / "t.csv"
-    trace.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n"
-                     "2023-11-16 18:15:46,100,5\n2223-11-16 18:15:46,100,5\n")
-    body = tmp_path / "c.json"
-    body.write_text('{"name": "x", "model": "meta-llama/Meta-Llama-3-8B"}')
-    code, _, err = _cli(["run", "--deployment", str(body), "--trace", str(trace), "-q",
-                         "--out", str(tmp_path / "o")], capsys)
-    _refused(code, err, "control ticks", "--max-memory")
-    assert not (tmp_path / "o").exists()
+def test_trace_spanning_centuries_is_estimated_by_its_activity(tmp_path):
+    """Two trace rows 200 years apart span ~6.3e8 ticks, but idle ticks are skipped and keep
+    no row (tests/test_idle_ticks.py runs it): the memory estimate counts the ticks the two
+    requests keep awake, not the span."""
+    from sim.estimate import BASE_BYTES, estimate_built
+
+    sc = sim.scenario_from_dict(small_scenario("b", workers=1, requests=5, mean_s=1))
+    span = 200 * 365.25 * 86400
+    est = estimate_built(sc, 2, span)
+    assert est.ticks > 6e8
+    assert est.bytes < BASE_BYTES + 2**20
+    assert "control ticks" in est.describe()
 
 
 @pytest.mark.parametrize(
@@ -99,3 +99,20 @@ def test_progress_forced_when_piped(tmp_path, capsys):
     assert "simulating" not in err
     _, _, err = _cli(["run", str(path), "--out", str(tmp_path / "b"), "--progress"], capsys)
     assert "simulating" in err and "sim-s" in err
+
+
+def test_summary_results_are_estimated_without_the_request_table():
+    """sim.results: summary keeps no per-request table: the fortnight (60M requests) is
+    estimated at a few GB, not the ~40 GB of a full table, so only --max-requests stops it."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scenarios" / "fortnight_diurnal_llama3_8b.yaml"
+    full = estimate_spec(sim.load_scenario(path))
+    summary = estimate_spec(sim.load_scenario(path, overrides=["sim.results=summary"]))
+    assert full is not None and summary is not None
+    assert summary.requests == full.requests > 6e7
+    assert full.bytes > 30 * 2**30
+    assert summary.bytes < 6 * 2**30
+    with pytest.raises(LimitError, match="--max-requests"):
+        sim.estimate.check_limits(summary)
+    sim.estimate.check_limits(summary, Limits(max_requests=70_000_000, max_memory_bytes=8 * 2**30))

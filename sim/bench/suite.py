@@ -105,7 +105,7 @@ SUITES: dict[str, Suite] = {
         sweep=True,
         notes=("Sized for a 2-core machine: 2 seeds; bursty_mmpp cut to 2 h; the diurnal "
                "scale-to-zero day cut to its 6 h rising quarter (night to peak); the spot "
-               "capacity-trace scenario cut to its first 6 h. `scalegen tuned` is a 12-trial "
+               "capacity-trace scenario cut to its first 6 h. `scalegen tuned` is an 8-trial "
                "`sim tune` (NSGA-II) of the band, window, timeouts and floor on the first seed, "
                "fleet and SLO held fixed.",),
     ),
@@ -214,6 +214,23 @@ def _map(runner: Runner, jobs: Sequence[Job], tick: Callable[[], None],
     return [out.value for out in results if out.value is not None]
 
 
+def documented_default(policy: str, knob: str) -> float:
+    """The documented default of a baseline's swept knob (its params dataclass field)."""
+    import dataclasses
+
+    from sim.policies.hpa import HpaParams, KedaParams
+    from sim.policies.knative import KnativeParams
+    from sim.policies.ray_serve import RayServeParams
+    from sim.policies.skyserve import SkyServeParams
+    from sim.policies.sla_planner import SlaPlannerParams
+
+    cls = {"knative": KnativeParams, "hpa": HpaParams, "keda": KedaParams,
+           "ray_serve": RayServeParams, "skyserve": SkyServeParams,
+           "sla_planner": SlaPlannerParams}[policy]
+    default: Any = {f.name: f for f in dataclasses.fields(cls)}[knob].default
+    return float(default)
+
+
 def _best(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The cheapest row meeting the attainment bar, else the one with the best attainment."""
     ok = [r for r in rows if (r["slo_attainment"] or 0) >= ATTAINMENT_OK]
@@ -230,15 +247,18 @@ def run_suite(suite: Suite, *, workers: int = 1, policies: Sequence[str] | None 
     yardsticks, the chosen settings and the first seed's worker timelines."""
     jobs, bases = build_jobs(suite, policies)
     chosen = [p for p in (policies or suite.policies) if p in SWEEPS] if suite.sweep else []
+    # A sweep value equal to the documented default is the defaults run itself (same scenario,
+    # same seed): it is reused, not run again.
     sweep_jobs: list[Job] = []
     sweep_keys: list[tuple[str, str, str, float]] = []
     for label, (_base, util, bs) in bases.items():
         for policy in chosen:
             knob, values = SWEEPS[policy]
             for v in values:
-                sweep_jobs.append((_load(bs, policy, util, {knob: v}), suite.seeds[0], label,
-                                   f"{policy} tuned"))
-                sweep_keys.append((label, policy, knob, v))
+                if v != documented_default(policy, knob):
+                    sweep_jobs.append((_load(bs, policy, util, {knob: v}), suite.seeds[0], label,
+                                       f"{policy} tuned"))
+                    sweep_keys.append((label, policy, knob, v))
     tune = suite.sweep and "scalegen" in (policies or suite.policies)
     total = len(jobs) + len(sweep_jobs) + len(bases) * len(suite.seeds) + (
         len(bases) * len(chosen) * (len(suite.seeds) - 1)) + (
@@ -257,23 +277,37 @@ def run_suite(suite: Suite, *, workers: int = 1, policies: Sequence[str] | None 
     with Runner(workers, executor=executor) as runner:
         outs = _map(runner, jobs, tick)
         all_jobs = list(jobs)
-        if sweep_jobs:
-            sweep_outs = _map(runner, sweep_jobs, tick)
+        by_key = {(j[2], j[3], j[1]): (j, o) for j, o in zip(jobs, outs, strict=True)}
+        if chosen:
+            sweep_outs = _map(runner, sweep_jobs, tick) if sweep_jobs else []
             best_jobs: list[Job] = []
-            picks: list[dict[str, Any]] = []
+            picks: list[tuple[Job, dict[str, Any]]] = []
             for label, (_base, util, bs) in bases.items():
                 for policy in chosen:
-                    idx = [i for i, k in enumerate(sweep_keys) if k[0] == label and k[1] == policy]
-                    best = _best([sweep_outs[j]["row"] for j in idx])
-                    best_i = next(i for i in idx if sweep_outs[i]["row"] is best)
-                    _, _, knob, v = sweep_keys[best_i]
-                    settings[(label, f"{policy} tuned")] = f"{knob}={v:g}"
-                    picks.append(sweep_outs[best_i])
-                    all_jobs.append(sweep_jobs[best_i])
-                    best_jobs.extend(
-                        (_load(bs, policy, util, {knob: v}), seed, label, f"{policy} tuned")
-                        for seed in suite.seeds[1:])
-            outs += picks
+                    knob, values = SWEEPS[policy]
+                    tried: list[tuple[float, Job | None, dict[str, Any]]] = []
+                    for v in values:
+                        if v == documented_default(policy, knob):
+                            j, o = by_key[(label, policy, suite.seeds[0])]
+                            tried.append((v, None, o))
+                        else:
+                            i = sweep_keys.index((label, policy, knob, v))
+                            tried.append((v, sweep_jobs[i], sweep_outs[i]))
+                    best = _best([t[2]["row"] for t in tried])
+                    v, job, out = next(t for t in tried if t[2]["row"] is best)
+                    name = f"{policy} tuned"
+                    settings[(label, name)] = f"{knob}={v:g}"
+                    if job is None:  # the default won: the defaults runs, relabelled
+                        for seed in suite.seeds:
+                            j, o = by_key[(label, policy, seed)]
+                            picks.append(((j[0], seed, label, name),
+                                          {**o, "row": {**o["row"], "policy": name}}))
+                        continue
+                    picks.append((job, out))
+                    best_jobs.extend((_load(bs, policy, util, {knob: v}), seed, label, name)
+                                     for seed in suite.seeds[1:])
+            outs += [o for _, o in picks]
+            all_jobs += [j for j, _ in picks]
             outs += _map(runner, best_jobs, tick)
             all_jobs += best_jobs
         if tune:
@@ -425,13 +459,22 @@ def plot(lb: pd.DataFrame, timelines: dict[tuple[str, str], dict[str, Any]], out
 
     paths = []
     labels = list(dict.fromkeys(lb.scenario))
-    fig, axes = plt.subplots(1, len(labels), figsize=(4.5 * len(labels), 3.8), squeeze=False)
-    for ax, label in zip(axes[0], labels, strict=True):
+    ncol = min(4, len(labels))
+    nrow = -(-len(labels) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.5 * ncol, 3.8 * nrow), squeeze=False)
+    for ax in axes.flat[len(labels):]:
+        ax.set_visible(False)
+    for ax, label in zip(axes.flat, labels, strict=False):
         g = lb[lb.scenario == label]
         for r in g.itertuples():
-            ax.errorbar(r.ttft_p95_s, r.cost_per_hour_usd, xerr=r.ttft_p95_s_hw or 0,
-                        yerr=r.cost_per_hour_usd_hw or 0, fmt="o", capsize=2)
-            ax.annotate(r.policy, (r.ttft_p95_s, r.cost_per_hour_usd), fontsize=7)
+            # Intervals clipped at 0: a latency or a cost is never negative.
+            x, y = r.ttft_p95_s, r.cost_per_hour_usd
+            # one seed: no half-width (None or NaN)
+            xh, yh = (float(v) if v is not None and v == v else 0.0
+                      for v in (r.ttft_p95_s_hw, r.cost_per_hour_usd_hw))
+            ax.errorbar(x, y, xerr=[[min(xh, x)], [xh]], yerr=[[min(yh, y)], [yh]], fmt="o",
+                        capsize=2)
+            ax.annotate(r.policy, (x, y), fontsize=7)
         ax.set_xscale("symlog", linthresh=1.0)
         ax.set_xlabel("TTFT p95 (s)")
         ax.set_ylabel("cost ($/h)")

@@ -21,8 +21,8 @@ from sim.executor import Runner
 #: Knobs that change the fleet rather than the autoscaler: left at the scenario's values.
 FLEET_KNOBS = ("deployment.allow_spot_instances",
                "deployment.initial_worker_config.use_same_gpus_when_scaling")
-TRIALS = 12
-BATCH = 6
+TRIALS = 8
+BATCH = 4
 
 
 def slo_pins(scenario: Any) -> list[str]:

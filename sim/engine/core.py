@@ -1,9 +1,9 @@
 """The engine: wires the gateway, the worker pool and the control loop into one run.
 
-SimPy schedules every event (:mod:`sim.engine.clock`); the hot path uses callbacks on
-timeouts rather than a process per request, request state lives in per-column lists indexed
-by request id (:mod:`sim.engine.requests`), and services skip from event to event
-(DESIGN §7). The parts and their jobs:
+Every event is a callback in SimPy's event queue, run by the engine's own loop
+(:mod:`sim.engine.clock`) rather than a process per request; request state lives in
+per-column lists indexed by request id (:mod:`sim.engine.requests`), and services skip from
+event to event (DESIGN §7). The parts and their jobs:
 
 - :mod:`sim.engine.gateway`: arrivals, admission, the queue, dispatch and timeouts;
 - :mod:`sim.engine.pool`: worker requests, placement, cold start, drain, spot, the timeline;
@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sim.engine.clock import Clock
-from sim.engine.control import ControlLoop, DecisionLog
+from sim.engine.control import DENSE_TICK_ROWS, ControlLoop, DecisionLog
 from sim.engine.gateway import Gateway, admission_enforced
 from sim.engine.paged import PagedLlmService, default_batched_tokens
 from sim.engine.pool import Pool, Worker
@@ -86,7 +86,7 @@ class Engine:
         self.exact = serving.mode == "exact"
         self.resolved = 0
         self._drain_stop = False
-        self._stop = self.env.event()
+        self._stopped = False
 
         if self.n:  # heterogeneous placement rates offers on this traffic's request mix
             fleet.set_request_mix(
@@ -154,15 +154,18 @@ class Engine:
                     "the workload has no requests, so the run is empty; set sim.horizon_s to "
                     "see what the idle fleet costs over a period"
                 )
+        # Skipped idle ticks keep their queue-sample rows unless the run spans too many ticks.
+        self.control.dense_rows = float(horizon) / self.control.tick_s <= DENSE_TICK_ROWS
         self.schedule(float(horizon), lambda _e: self._finish())
         if self.n == 0 or horizon == 0:
             self._finish()
-        self.env.run(until=self._stop)
+        self.clock.run()
         return self._record(time.perf_counter() - wall0)
 
     def _finish(self) -> None:
-        if not self._stop.triggered:
-            self._stop.succeed()
+        if not self._stopped:
+            self._stopped = True
+            self.clock.stop()
 
     def _resolve(self, k: int) -> None:
         """``k`` requests reached a final state; without a set horizon, stop after the last."""
@@ -201,6 +204,8 @@ class Engine:
         """Requests finished on a worker: record them and refill the worker from the queue."""
         w = self.pool.workers[worker_id]
         gw = self.gateway
+        if gw.least.on:
+            gw.least.touch(w)  # its load just fell: re-rank it before anything dispatches
         gw.completed(rids, t + w.rtt_s)
         self.pool.served(w, len(rids))
         self._resolve(len(rids))
@@ -223,6 +228,12 @@ class Engine:
             )
         cols = self.reqs.columns(arrived)
         self.warnings.extend(self.fleet.notes)
+        if self.control.rows_skipped:
+            self.warnings.append(
+                f"{self.control.rows_skipped:,} quiet control ticks have no row in the queue "
+                f"samples (the run spans more than {DENSE_TICK_ROWS:,} ticks): at each of them "
+                "nothing waited, nothing arrived within the window and the policy did nothing"
+            )
         return RunRecord(
             requests=cols,
             workers=[w.record for w in self.pool.workers],

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from heapq import heapify, heappop, heappush
+from itertools import count
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,6 +28,9 @@ from sim.engine.record import (
     FAILED,
 )
 
+#: The pool's READY state (sim.engine.pool), repeated to keep the import one-way.
+_READY = 1
+
 if TYPE_CHECKING:
     from sim.engine.clock import Clock
     from sim.engine.requests import RequestState
@@ -38,6 +43,78 @@ def admission_enforced(deployment: Any, autoscaler: Any) -> bool:
         autoscaler.throughput_cap == "admission"
         and float(deployment.max_throughput_rate or 0) > 0
     )
+
+
+#: Fleets of at most this many ready workers are scanned; larger ones use the heap (a scan of
+#: a few dozen workers costs less than keeping a heap up to date on every load change).
+SCAN_MAX = 24
+
+
+class LeastLoaded:
+    """The least-loaded ready worker: a scan of small fleets, a heap for large ones.
+
+    Both pick what a scan of the ready list for the smallest load picks (the first of the
+    least-loaded in ready order). Above ``scan_max`` ready workers the pick comes from a heap
+    ordered by (load, order of becoming ready), in O(log W) instead of O(W): entries are
+    pushed when a worker becomes ready and whenever its load changes (:meth:`touch`); an
+    entry whose load is no longer the worker's, or whose worker left the ready list, is
+    dropped when it reaches the top, and the heap is rebuilt from the ready list when stale
+    entries outnumber live ones (so it holds O(W) entries). The heap is built when the fleet
+    grows past ``scan_max`` and dropped when it shrinks back.
+    """
+
+    __slots__ = ("heap", "ready", "on", "scan_max", "_seq", "_push")
+
+    def __init__(self, ready: list[Any], scan_max: int = SCAN_MAX) -> None:
+        self.heap: list[tuple[int, int, int, Any]] = []
+        self.ready = ready  # the pool's ready list (shared)
+        self.on = False  # the heap is kept (the fleet is larger than scan_max)
+        self.scan_max = scan_max
+        self._seq = count()  # order of becoming ready: the scan's tie-break
+        self._push = count()  # makes entries unique, so Worker objects are never compared
+
+    def add(self, w: Any) -> None:
+        """``w`` just became ready (and was appended to the ready list)."""
+        w.ready_seq = next(self._seq)
+        if self.on:
+            self.touch(w)
+
+    def touch(self, w: Any) -> None:
+        """``w``'s load changed (or it became ready); callers skip it while ``on`` is False."""
+        heap = self.heap
+        heappush(heap, (w.service.load, w.ready_seq, next(self._push), w))
+        if len(heap) > 2 * len(self.ready) + 64:
+            self._rebuild()
+
+    def _rebuild(self) -> None:
+        push = self._push
+        self.heap = heap = [(x.service.load, x.ready_seq, next(push), x) for x in self.ready]
+        heapify(heap)
+
+    def best(self) -> Any:
+        """The least-loaded ready worker (first to become ready among equals), or None."""
+        ready = self.ready
+        if len(ready) <= self.scan_max:
+            if self.on:
+                self.on = False
+                self.heap = []
+            best = None
+            best_load = 1 << 30
+            for w in ready:
+                load = w.service.load
+                if load < best_load:
+                    best, best_load = w, load
+            return best
+        if not self.on:
+            self.on = True
+            self._rebuild()
+        heap = self.heap
+        while heap:
+            load, _, _, w = heap[0]
+            if w.state == _READY and w.service.load == load:
+                return w
+            heappop(heap)
+        return None
 
 
 class Gateway:
@@ -66,6 +143,7 @@ class Gateway:
         self.reqs = reqs
         self.window = window
         self.ready = ready
+        self.least = LeastLoaded(ready)
         self.resolve = resolve
         self.progress = progress
         self.n = reqs.n
@@ -156,6 +234,7 @@ class Gateway:
         self.queue_area_to(t)
         arrival = self.arrival
         ready = self.ready
+        least = self.least
         reqs = self.reqs
         while q:
             rid = q[0]
@@ -165,12 +244,7 @@ class Gateway:
                 continue
             # Least-loaded ready worker that can take the head request; the least-loaded
             # one almost always can, so test admission only there before scanning all.
-            best = None
-            best_load = 1 << 30
-            for w in ready:
-                load = w.service.load
-                if load < best_load:
-                    best, best_load = w, load
+            best = least.best()
             if best is not None and not best.service.can_accept(rid):
                 best, best_load = None, 1 << 30
                 for w in ready:
@@ -190,6 +264,8 @@ class Gateway:
             if self.observe_queue:
                 self.window.add(t, t - arrival[rid])
             best.service.accept(rid)
+            if least.on:
+                least.touch(best)
 
     # -- timeouts ------------------------------------------------------------------------------------
     def _expired(self, rid: int, t: float) -> bool:

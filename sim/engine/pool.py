@@ -32,7 +32,7 @@ class Worker:
 
     __slots__ = (
         "wid", "shape", "service", "state", "record", "version", "rtt_s", "acquired", "noticed",
-        "fallback", "replaces",
+        "fallback", "replaces", "ready_seq",
     )
 
     def __init__(self, wid: int, shape: WorkerShape, record: WorkerRecord, rtt_s: float) -> None:
@@ -47,6 +47,7 @@ class Worker:
         self.state = STARTING
         self.record = record
         self.version = 0  # invalidates lifecycle events of a worker that was cancelled
+        self.ready_seq = -1  # order of becoming ready (the gateway's tie-break among equals)
 
 
 class Pool:
@@ -225,6 +226,7 @@ class Pool:
         w.state = READY
         w.record.ready_s = self.env._now
         self.ready.append(w)
+        self.gateway.least.add(w)
         self.record_timeline()
         old = w.replaces
         if old is not None:

@@ -35,6 +35,10 @@ class LatencyWindow:
         """Observe value ``v`` (seconds) at time ``t`` (which may be ahead of the clock)."""
         heappush(self._pending, (t, v))
 
+    def empty(self) -> bool:
+        """Nothing in the window and nothing announced for later."""
+        return not self.win_t and not self._pending
+
     def statistic(
         self, t: float, window: float, waiting: Sequence[float] = ()
     ) -> tuple[float, int]:
