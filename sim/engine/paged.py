@@ -128,16 +128,24 @@ class PagedLlmService(SegmentClock):
         heap, push, first_token = self.heap, heapq.heappush, host.first_token
         seq = self._starts
         total = 0
-        for rid in rids:
-            kv = need.pop(rid) if need and rid in need else prompt[rid]
-            if out_left and rid in out_left:
-                fin = i + out_left.pop(rid) - 1  # a recompute: no new first token
-            else:
-                fin = i + output[rid] - 1
+        if not need and not out_left:  # nothing preempted: every request is a first start
+            for rid in rids:
+                kv = prompt[rid]
                 first_token(rid, t_first)
-            push(heap, (fin, rid, i, kv, seq))
-            seq += 1
-            total += kv
+                push(heap, (i + output[rid] - 1, rid, i, kv, seq))
+                seq += 1
+                total += kv
+        else:
+            for rid in rids:
+                kv = need.pop(rid) if need and rid in need else prompt[rid]
+                if out_left and rid in out_left:
+                    fin = i + out_left.pop(rid) - 1  # a recompute: no new first token
+                else:
+                    fin = i + output[rid] - 1
+                    first_token(rid, t_first)
+                push(heap, (fin, rid, i, kv, seq))
+                seq += 1
+                total += kv
         self._starts = seq
         self.sum_p += total
         self.sum_j += i * len(rids)
@@ -235,12 +243,14 @@ class PagedLlmService(SegmentClock):
                             pf += pf1 * c + pf2 * c * c
                     break
                 waiting.popleft()
-                self.wait_need -= n
                 pf += pf1 * n + pf2 * n * n
                 budget -= n
                 room -= n
                 slots -= 1
                 joined.append(rid)
+            if joined:
+                # The joiners leave the queue's token count: the budget they spent.
+                self.wait_need -= self.budget - b - budget
             if pf:
                 first += self._pf0 + pf
             if joined:
@@ -256,15 +266,14 @@ class PagedLlmService(SegmentClock):
             nxt = i + 1
         else:
             nxt = heap[0][0] + 1
-            # The first iteration whose decode tokens overflow the KV cache: preemption.
-            overflow = (cap - self.sum_p + self.sum_j) // b + 1
-            if overflow < nxt:
-                nxt = overflow
+            # Preemption comes first if the decode tokens overflow the KV cache before nxt:
+            # then nxt is the first iteration that overflows (> i, as iteration i fits).
+            base = self.sum_p - self.sum_j
+            if base + b * (nxt - 1) > cap:
+                nxt = (cap - base) // b + 1
             if waiting and b < self.max_batch and kv_next + min(
                     self._need(waiting[0]), self.budget - b) <= cap:
                 nxt = i + 1  # a waiting request may start at the next boundary
-            if nxt <= i:
-                nxt = i + 1
         self._schedule_boundary(nxt)
 
     def _plan_prefills(self, i: int, t: float, b: int, kv_i: int, decode: float) -> float:
