@@ -146,7 +146,7 @@ ARRIVALS = [0.0, 1.5, 2.0, 40.5, 41.0, 700.25, 701.0, 702.5, 2500.0, 2500.5, 400
     [{}, {"timeout_semantics": "sustained"}, {"timeout_semantics": "stabilization"},
      {"idle_from": "arrival"}, {"policy": "knative"}, {"policy": "hpa"}, {"policy": "keda"},
      {"policy": "ray_serve"}, {"policy": "skyserve"}, {"policy": "fixed"},
-     {"policy": "sla_planner"}],
+     {"policy": "sla_planner"}, {"policy": "fixed_peak"}, {"policy": "hindsight"}],
     ids=lambda a: "-".join(str(v) for v in a.values()) or "scalegen",
 )
 def test_every_policy_is_identical_with_and_without_skipping(
