@@ -281,12 +281,10 @@ def write_result(result: Result, out_dir: str | Path) -> dict[str, Path]:
     }
     write_json(result.summary, paths["summary"])
     mode = result.summary.get("sim", {}).get("results")
-    if mode == "stream" and (out / "requests.parquet").is_file():
-        pass  # streamed into this folder during the run (sim.results: stream)
-    elif mode in ("summary", "stream"):
-        del paths["requests"]  # no per-request table was kept
-    else:
+    if mode == "full":
         result.requests.to_parquet(paths["requests"], engine="pyarrow", index=False)
+    elif not (mode == "stream" and paths["requests"].is_file()):  # streamed during the run
+        del paths["requests"]  # no per-request table was kept
     result.workers.to_parquet(paths["workers"], engine="pyarrow", index=False)
     result.decisions.to_csv(paths["decisions"], index=False)
     result.timeline.to_csv(paths["timeline"], index=False)

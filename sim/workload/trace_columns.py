@@ -7,6 +7,7 @@ raised as :class:`_BadValue`, which the reader in :mod:`sim.workload.traces` tur
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,16 @@ import pandas as pd
 import pyarrow as pa
 
 from sim.bounds import MAX_TOKENS  # most tokens one request may have (prompt or output)
+from sim.errors import TraceError
 from sim.workload.workload import Workload
+
+# Epoch time stamps (2001-2286) by unit: seconds ~1e9, milliseconds ~1e12, and so on. A
+# numeric arrival column at or above EPOCH_MS_MIN read as seconds would start >3,000 years
+# after 1970, so it is (almost surely) epoch time in a finer unit.
+EPOCH_MS_MIN = 1e11
+_EPOCH_UNITS = (
+    (1e14, "ms", "milliseconds"), (1e17, "us", "microseconds"), (math.inf, "ns", "nanoseconds")
+)
 
 #: Seconds per unit of a numeric arrival column.
 _UNIT_SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
@@ -140,6 +150,25 @@ def _no_nulls(col: pa.ChunkedArray, name: str) -> None:
 
 def _raw(col: pa.ChunkedArray, i: int) -> str:
     return repr(col[i].as_py())
+
+
+def _check_not_epoch(path: Path, column: str, arrival: np.ndarray) -> None:
+    """Numeric arrivals with no time unit given must not look like epoch ms/us/ns."""
+    if arrival.size == 0 or arrival.dtype != np.float64:
+        return
+    low = float(arrival.min())
+    if low < EPOCH_MS_MIN:
+        return
+    code, name = next((c, n) for top, c, n in _EPOCH_UNITS if low < top)
+    span = float(arrival.max() - low)
+    raise TraceError(
+        f"arrival column {column!r} holds values like {low:.4g}, which look like epoch "
+        f"{name} (read as seconds, these {arrival.size:,} requests would span "
+        f"{span / 86400:,.1f} days); set time_unit: {code} (sim run / sim trace stats: "
+        f"--time-unit {code}), or time_unit: s if they really are seconds",
+        path=str(path),
+    )
+
 
 
 # --- assembly -------------------------------------------------------------------------------------

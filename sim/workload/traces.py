@@ -30,6 +30,7 @@ from sim.workload.trace_columns import (
     _UNIT_SECONDS,
     _assemble,
     _BadValue,
+    _check_not_epoch,
     _no_nulls,
     _numeric_text,
     _to_time,
@@ -48,14 +49,6 @@ from sim.workload.trace_files import (
     _stream,
 )
 from sim.workload.workload import Workload
-
-# Epoch time stamps (2001-2286) by unit: seconds ~1e9, milliseconds ~1e12, and so on. A
-# numeric arrival column at or above EPOCH_MS_MIN read as seconds would start >3,000 years
-# after 1970, so it is (almost surely) epoch time in a finer unit.
-EPOCH_MS_MIN = 1e11
-_EPOCH_UNITS = (
-    (1e14, "ms", "milliseconds"), (1e17, "us", "microseconds"), (math.inf, "ns", "nanoseconds")
-)
 
 
 @dataclass(frozen=True)
@@ -302,24 +295,6 @@ def _vllm_bench(path: Path, *, required: bool) -> Workload | None:
     note = (f"{path.name}: vLLM bench result: {prompt.size:,} requests {how}; the file keeps "
             "no arrival times")
     return _assemble(path, arrival, prompt, output, [note])
-
-
-def _check_not_epoch(path: Path, column: str, arrival: np.ndarray) -> None:
-    """Numeric arrivals with no time unit given must not look like epoch ms/us/ns."""
-    if arrival.size == 0 or arrival.dtype != np.float64:
-        return
-    low = float(arrival.min())
-    if low < EPOCH_MS_MIN:
-        return
-    code, name = next((c, n) for top, c, n in _EPOCH_UNITS if low < top)
-    span = float(arrival.max() - low)
-    raise TraceError(
-        f"arrival column {column!r} holds values like {low:.4g}, which look like epoch "
-        f"{name} (read as seconds, these {arrival.size:,} requests would span "
-        f"{span / 86400:,.1f} days); set time_unit: {code} (sim run / sim trace stats: "
-        f"--time-unit {code}), or time_unit: s if they really are seconds",
-        path=str(path),
-    )
 
 
 def read_token_column(path: str | Path, column: str, format: str = "auto") -> np.ndarray:
